@@ -1,0 +1,1 @@
+"""Built-in prescription plugins, registered through the ``prcore.plugins`` entry-point group."""

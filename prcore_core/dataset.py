@@ -1,0 +1,173 @@
+"""What plugins see: labelled event logs for training and batches of case prefixes for prediction.
+
+Events are in canonical form (reference 5.6 names: ``CASE_ID``, ``ACTIVITY``, ``TIMESTAMP`` or
+``START_TIMESTAMP``/``END_TIMESTAMP``, ``RESOURCE``, ``CASE_ATTRIBUTE_<TYPE>_<column>``,
+``EVENT_ATTRIBUTE_<TYPE>_<column>``), typed (timestamps UTC, numbers float) and sorted by case, then time. A prefix
+is the events of one case up to and including one event; a batch names its prefixes by the row where each ends, so
+one event table serves every prefix of every case without copying.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from prcore_core.columns import Family
+
+CASE_ID = "CASE_ID"
+ACTIVITY = "ACTIVITY"
+TIMESTAMP = "TIMESTAMP"
+START_TIMESTAMP = "START_TIMESTAMP"
+END_TIMESTAMP = "END_TIMESTAMP"
+RESOURCE = "RESOURCE"
+OUTCOME = "OUTCOME"
+TREATMENT = "TREATMENT"
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A case or event attribute column of the canonical events, with the family that decides its encoding."""
+
+    name: str
+    source: str
+    scope: Literal["case", "event"]
+    family: Family
+
+
+def order_time_column(events: pd.DataFrame) -> str:
+    """The column that orders events in time: ``TIMESTAMP``, else ``START_TIMESTAMP`` (reference 5.7)."""
+    for column in (TIMESTAMP, START_TIMESTAMP, END_TIMESTAMP):
+        if column in events.columns:
+            return column
+    raise KeyError("events have no timestamp column")
+
+
+def sort_events(events: pd.DataFrame) -> pd.DataFrame:
+    """Sort by case, then time, keeping the file order for ties (a stable sort)."""
+    time = order_time_column(events)
+    keys = [CASE_ID, time] + ([END_TIMESTAMP] if time == START_TIMESTAMP and END_TIMESTAMP in events else [])
+    return events.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+@dataclass
+class PrefixBatch:
+    """Many case prefixes over one event table.
+
+    Parameters
+    ----------
+    events
+        Canonical events of the cases involved, sorted by case then time.
+    ends
+        Row positions in ``events``; prefix ``i`` is the events of that row's case up to and including row
+        ``ends[i]``.
+    attributes
+        The attribute columns of ``events``.
+    """
+
+    events: pd.DataFrame
+    ends: np.ndarray
+    attributes: tuple[Attribute, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    @classmethod
+    def last_events(cls, events: pd.DataFrame, attributes: tuple[Attribute, ...] = ()) -> PrefixBatch:
+        """One prefix per case: all of its events (ongoing cases)."""
+        events = sort_events(events)
+        case = events[CASE_ID].to_numpy()
+        last = np.flatnonzero(np.r_[case[1:] != case[:-1], True]) if len(case) else np.array([], dtype=int)
+        return cls(events, last, attributes)
+
+    @classmethod
+    def from_prefixes(cls, prefixes: list[pd.DataFrame], attributes: tuple[Attribute, ...] = ()) -> PrefixBatch:
+        """A batch from separate prefix tables (e.g. streamed cases), one prefix per table."""
+        frames, ends, offset = [], [], 0
+        for number, prefix in enumerate(prefixes):
+            prefix = sort_events(prefix.assign(**{CASE_ID: f"{number}\x1f" + prefix[CASE_ID].astype(str)}))
+            frames.append(prefix)
+            offset += len(prefix)
+            ends.append(offset - 1)
+        events = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[CASE_ID, ACTIVITY])
+        return cls(events, np.asarray(ends, dtype=int), attributes)
+
+    @property
+    def case_ids(self) -> np.ndarray:
+        return self.events[CASE_ID].to_numpy()[self.ends]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Number of events in each prefix."""
+        return position_in_case(self.events)[self.ends] + 1
+
+
+def position_in_case(events: pd.DataFrame) -> np.ndarray:
+    """0-based position of every event within its case (events sorted by case)."""
+    return events.groupby(CASE_ID, sort=False).cumcount().to_numpy()
+
+
+@dataclass
+class LabelledLog:
+    """Canonical events of many complete cases with their case labels, for training and evaluation.
+
+    Parameters
+    ----------
+    events
+        Canonical events sorted by case then time.
+    attributes
+        Attribute columns of ``events``.
+    labels
+        Per case id (index): ``OUTCOME`` (1 = desired outcome) and ``TREATMENT`` (1 = treated) when defined.
+    outcome_definition, treatment_definition
+        The project's definitions as JSON lists (OR of AND groups), for plugins that echo them.
+    additional_info
+        The plugin's additional info (e.g. available resources), as given by the user.
+    """
+
+    events: pd.DataFrame
+    attributes: tuple[Attribute, ...] = ()
+    labels: pd.DataFrame = field(default_factory=pd.DataFrame)
+    outcome_definition: list | None = None
+    treatment_definition: list | None = None
+    additional_info: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_cases(self) -> int:
+        return int(self.events[CASE_ID].nunique())
+
+    def has_label(self, name: str) -> bool:
+        return name in self.labels.columns
+
+    def case_labels(self, name: str) -> pd.Series:
+        """A label per event row (the label of the row's case)."""
+        return self.events[CASE_ID].map(self.labels[name])
+
+    def prefixes(self, min_length: int = 1, with_next: bool = False) -> PrefixBatch:
+        """Every prefix of every case as a batch (``with_next``: only prefixes followed by another event)."""
+        position = position_in_case(self.events)
+        case = self.events[CASE_ID].to_numpy()
+        has_next = np.r_[case[1:] == case[:-1], False] if len(case) else np.array([], dtype=bool)
+        keep = position + 1 >= min_length
+        if with_next:
+            keep &= has_next
+        return PrefixBatch(self.events, np.flatnonzero(keep), self.attributes)
+
+    def next_activities(self, batch: PrefixBatch) -> np.ndarray:
+        """The activity that follows each prefix of ``batch`` (a batch over these events, ``with_next``)."""
+        return self.events[ACTIVITY].to_numpy()[batch.ends + 1]
+
+    def subset(self, case_ids) -> LabelledLog:
+        """The same log restricted to some cases."""
+        mask = self.events[CASE_ID].isin(case_ids)
+        return LabelledLog(
+            self.events[mask].reset_index(drop=True),
+            self.attributes,
+            self.labels[self.labels.index.isin(case_ids)],
+            self.outcome_definition,
+            self.treatment_definition,
+            self.additional_info,
+        )

@@ -1,0 +1,144 @@
+"""Persistence: the SQLAlchemy 2.0 typed ORM model and the database engine.
+
+The database is the truth about event logs, definitions, projects and plugins; files on disk (raw uploads,
+Parquet logs, models) are referenced from it. SQLite runs in WAL mode so readers never wait for a writer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite forgets the zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict] = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Timestamped:
+    __table_args__: ClassVar[dict] = {"sqlite_autoincrement": True}  # ids handed to clients are never reused
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(default=None, onupdate=utcnow)
+
+
+class DefinitionRecord(Timestamped, Base):
+    """Columns definition of a log plus the outcome and treatment definitions of its project."""
+
+    __tablename__ = "definition"
+    columns_definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    case_attributes: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    fast_mode: Mapped[bool] = mapped_column(Boolean, default=True)
+    start_transition: Mapped[str] = mapped_column(String, default="START")
+    complete_transition: Mapped[str] = mapped_column(String, default="COMPLETE")
+    abort_transition: Mapped[str] = mapped_column(String, default="ATE_ABORT")
+    outcome_definition: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    outcome_definition_negative: Mapped[bool] = mapped_column(Boolean, default=False)
+    treatment_definition: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+
+
+class EventLogRecord(Timestamped, Base):
+    """An uploaded event log: the raw file as uploaded and its parsed form as Parquet."""
+
+    __tablename__ = "event_log"
+    file_name: Mapped[str] = mapped_column(String)
+    raw_path: Mapped[str] = mapped_column(String)
+    data_path: Mapped[str] = mapped_column(String)
+    n_rows: Mapped[int] = mapped_column(Integer)
+    columns_header: Mapped[list[Any]] = mapped_column(JSON)
+    preview: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    definition_id: Mapped[int | None] = mapped_column(ForeignKey("definition.id"), default=None)
+    definition: Mapped[DefinitionRecord | None] = relationship(lazy="joined")
+
+
+class ProjectRecord(Timestamped, Base):
+    """A project: one event log, its definitions and the plugins trained on it."""
+
+    __tablename__ = "project"
+    name: Mapped[str] = mapped_column(String)
+    description: Mapped[str | None] = mapped_column(String, default=None)
+    status: Mapped[str] = mapped_column(String)
+    error: Mapped[str | None] = mapped_column(String, default=None)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    progress_message: Mapped[str | None] = mapped_column(String, default=None)
+    event_log_id: Mapped[int] = mapped_column(ForeignKey("event_log.id"), unique=True)
+    training_run: Mapped[int] = mapped_column(Integer, default=0)
+    prepared_path: Mapped[str | None] = mapped_column(String, default=None)
+    split: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    attributes: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    excluded_plugins: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    additional_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    event_log: Mapped[EventLogRecord] = relationship(lazy="joined")
+    plugins: Mapped[list[PluginRecord]] = relationship(
+        back_populates="project", lazy="selectin", order_by="PluginRecord.id", cascade="all, delete-orphan"
+    )
+
+
+class PluginRecord(Timestamped, Base):
+    """One plugin of a project: its settings, status, progress, model file and held-out metrics."""
+
+    __tablename__ = "plugin"
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
+    key: Mapped[str] = mapped_column(String)
+    prescription_type: Mapped[str] = mapped_column(String)
+    name: Mapped[str] = mapped_column(String)
+    description: Mapped[str | None] = mapped_column(String, default=None)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    additional_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String)
+    error: Mapped[str | None] = mapped_column(String, default=None)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    progress_message: Mapped[str | None] = mapped_column(String, default=None)
+    model_path: Mapped[str | None] = mapped_column(String, default=None)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    project: Mapped[ProjectRecord] = relationship(back_populates="plugins")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and cross-thread use."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection, _record):
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    Base.metadata.create_all(engine)
+    return engine
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker:
+    return sessionmaker(engine, expire_on_commit=False)

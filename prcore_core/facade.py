@@ -1,0 +1,447 @@
+"""The public facade: everything a user can do, one call each, for the dashboard, REST and notebooks alike.
+
+>>> from prcore_core import PrCore  # doctest: +SKIP
+>>> core = PrCore("./prcore-data")  # doctest: +SKIP
+>>> log = core.upload_event_log("bpic2012-CSV.zip")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+
+from prcore_core import errors, registry, transitions, values
+from prcore_core.columns import ColumnsDefinition, validate_columns_definition
+from prcore_core.conditions import CaseDefinition
+from prcore_core.dataset import PrefixBatch, sort_events
+from prcore_core.db import DefinitionRecord, EventLogRecord, ProjectRecord, make_engine, make_sessionmaker
+from prcore_core.plugin import Plugin
+from prcore_core.preparation import canonical_events
+from prcore_core.prescriptions import make_prescription
+from prcore_core.project import EventLog, PluginState, Project
+from prcore_core.reading import read_event_log
+from prcore_core.settings import Settings
+from prcore_core.status import REDEFINABLE, PluginStatus, ProjectStatus
+from prcore_core.storage import Storage
+from prcore_core.training import Trainer, columns_of, set_plugin_status, set_project_status
+
+log = logging.getLogger(__name__)
+
+#: Above this many rows detailed transition mode is refused (reference 2.2).
+MAX_DETAILED_ROWS = 1_000_000
+PREVIEW_ROWS = 5
+
+
+def _preview(frame: pd.DataFrame) -> list[list[str | None]]:
+    head = frame.head(PREVIEW_ROWS)
+    return [[None if pd.isna(v) else str(v) for v in row] for row in head.itertuples(index=False)]
+
+
+def _source_bytes(source, filename: str | None) -> tuple[bytes, str]:
+    if isinstance(source, bytes | bytearray | memoryview):
+        if not filename:
+            raise errors.InvalidEventLogError("A file name (with its extension) is needed when uploading bytes")
+        return bytes(source), filename
+    path = Path(os.fspath(source))
+    if not path.is_file():
+        raise errors.InvalidEventLogError(f"No such file: {path}")
+    return path.read_bytes(), filename or path.name
+
+
+class PrCore:
+    """The PrCore workbench: event logs, definitions, projects and their plugins.
+
+    Parameters
+    ----------
+    data_dir
+        Where state is kept; default ``PRCORE_DATA_DIR`` or ``./prcore-data``.
+    database_url
+        SQLAlchemy URL; default ``PRCORE_DATABASE_URL`` or a SQLite file in ``data_dir``.
+    settings
+        A complete :class:`Settings` instead of the two arguments above.
+    """
+
+    def __init__(self, data_dir=None, database_url: str | None = None, settings: Settings | None = None):
+        if settings is None:
+            given = {"data_dir": data_dir, "database_url": database_url}
+            settings = Settings(**{k: v for k, v in given.items() if v is not None})
+        self.settings = settings
+        self.storage = Storage(settings.data_dir)
+        self.engine = make_engine(settings.url)
+        self.sessions = make_sessionmaker(self.engine)
+        self.executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="prcore")
+        self.trainer = Trainer(self.sessions, self.storage, settings, self.executor)
+        self._models: dict[tuple[int, str], Plugin] = {}
+        self._recover()
+
+    def close(self) -> None:
+        """Stop background work and release the database."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.engine.dispose()
+
+    def __enter__(self) -> PrCore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PrCore(data_dir={str(self.settings.data_dir)!r})"
+
+    def _recover(self) -> None:
+        """Resume work a restart interrupted: nothing stays PREPROCESSING/TRAINING forever."""
+        resumed = []
+        with self.sessions() as session:
+            for project in session.scalars(select(ProjectRecord)):
+                status = ProjectStatus(project.status)
+                if status in (ProjectStatus.PREPROCESSING, ProjectStatus.TRAINING):
+                    self.trainer.start(session, project)
+                    project.progress_message = "Resumed after a restart"
+                    resumed.append((project.id, project.training_run))
+                elif status in (ProjectStatus.ACTIVATING, ProjectStatus.STREAMING, ProjectStatus.SIMULATING):
+                    for plugin in project.plugins:
+                        if plugin.status in (PluginStatus.ACTIVATING, PluginStatus.STREAMING):
+                            set_plugin_status(plugin, PluginStatus.TRAINED)
+                    set_project_status(project, ProjectStatus.TRAINED)
+            session.commit()
+        for project_id, run in resumed:
+            log.warning("Resuming training of project %s interrupted by a restart", project_id)
+            self.trainer.submit(project_id, run)
+
+    # -- plugins -------------------------------------------------------------------------------------------------
+    def available_plugins(self) -> dict[str, dict[str, Any]]:
+        """Every plugin a new project can use, by key, with its declared parameters."""
+        return {key: cls.info() for key, cls in registry.available_plugins().items()}
+
+    # -- event logs ----------------------------------------------------------------------------------------------
+    def upload_event_log(self, source, filename: str | None = None, separator: str | None = None) -> EventLog:
+        """Parse and store an event log (CSV, XES, zip or gzip; a path or bytes).
+
+        Raises
+        ------
+        InvalidEventLogError
+            With PrCore's message when the file is not a readable event log.
+        """
+        data, name = _source_bytes(source, filename)
+        frame = read_event_log(data, filename=name, separator=separator)
+        directory = self.storage.new_event_log_dir()
+        suffix = "".join(Path(name).suffixes[-2:]).lower() or ".bin"
+        try:
+            raw = self.storage.write_bytes(f"{directory}/raw{suffix}", data)
+            parquet = self.storage.write_frame(f"{directory}/log.parquet", frame)
+            with self.sessions() as session:
+                record = EventLogRecord(
+                    file_name=name,
+                    raw_path=raw,
+                    data_path=parquet,
+                    n_rows=len(frame),
+                    columns_header=[str(c) for c in frame.columns],
+                    preview=_preview(frame),
+                )
+                session.add(record)
+                session.commit()
+                return EventLog.from_record(record)
+        except BaseException:
+            self.storage.remove(directory)
+            raise
+
+    def _event_log_record(self, session, event_log_id: int, status_code: int = 404) -> EventLogRecord:
+        record = session.get(EventLogRecord, event_log_id)
+        if record is None:
+            raise errors.NotFoundError(errors.EVENT_LOG_NOT_FOUND, status_code)
+        return record
+
+    def get_event_log(self, event_log_id: int) -> EventLog:
+        with self.sessions() as session:
+            return EventLog.from_record(self._event_log_record(session, event_log_id))
+
+    def list_event_logs(self) -> list[EventLog]:
+        with self.sessions() as session:
+            records = session.scalars(select(EventLogRecord).order_by(EventLogRecord.id))
+            return [EventLog.from_record(r) for r in records]
+
+    def read_event_log_frame(self, event_log_id: int) -> pd.DataFrame:
+        """The stored (parsed, text) event log as a DataFrame."""
+        with self.sessions() as session:
+            path = self._event_log_record(session, event_log_id).data_path
+        return self.storage.read_frame(path)
+
+    def set_columns_definition(
+        self,
+        event_log_id: int,
+        columns_definition: Mapping[str, str | None],
+        case_attributes: list[str] | None = None,
+        fast_mode: bool = True,
+        start_transition: str = "START",
+        complete_transition: str = "COMPLETE",
+        abort_transition: str = "ATE_ABORT",
+    ) -> dict[str, Any]:
+        """Say what each column means; returns PrCore's analysis (reference 2.2).
+
+        Redefining the columns of a log that has a project resets the project's outcome and treatment and sets
+        it back to ``WAITING``.
+        """
+        with self.sessions() as session:
+            record = self._event_log_record(session, event_log_id)
+            project = session.scalar(select(ProjectRecord).where(ProjectRecord.event_log_id == event_log_id))
+            if project is not None and ProjectStatus(project.status) not in REDEFINABLE:
+                raise errors.StateError(errors.PROJECT_NOT_READY)
+            if not fast_mode and record.n_rows > MAX_DETAILED_ROWS:
+                raise errors.StateError(errors.FAST_MODE_ENFORCED)
+            columns = validate_columns_definition(
+                record.columns_header, columns_definition, case_attributes, fast_mode,
+                start_transition, complete_transition, abort_transition,
+            )  # fmt: skip
+            analysis = self._analyse(record, columns)
+            stored = columns.to_dict()
+            if record.definition is None:
+                record.definition = DefinitionRecord(**stored)
+            else:
+                for key, value in stored.items():
+                    setattr(record.definition, key, value)
+                record.definition.outcome_definition = None
+                record.definition.outcome_definition_negative = False
+                record.definition.treatment_definition = None
+            if project is not None:
+                project.training_run += 1  # any job still running for the old definition is now stale
+                for plugin in project.plugins:
+                    set_plugin_status(plugin, PluginStatus.WAITING)
+                set_project_status(project, ProjectStatus.WAITING)
+                project.progress, project.progress_message = 0.0, "Waiting for a new outcome and treatment definition"
+            session.commit()
+            return {"message": "Event log updated", "event_log_id": event_log_id, **analysis}
+
+    def _analyse(self, record: EventLogRecord, columns: ColumnsDefinition) -> dict[str, Any]:
+        needed = [c for c in (columns.activity, columns.resource, columns.transition, columns.case_id) if c]
+        frame = self.storage.read_frame(record.data_path)[needed]
+        parsed = values.parse_log(frame, columns)
+        parsed, _ = transitions.apply_transitions(parsed, columns, detailed=False)
+
+        def counts(column):
+            if not column:
+                return {}
+            return {str(k): int(v) for k, v in parsed[column].dropna().value_counts().items()}
+
+        return {
+            "received_definition": columns.to_dict()["columns_definition"],
+            "activities_count": counts(columns.activity),
+            "resources_count": counts(columns.resource),
+            "outcome_options": columns.outcome_columns,
+            "treatment_options": columns.condition_columns,
+        }
+
+    # -- projects ------------------------------------------------------------------------------------------------
+    def _plugin_settings(self, parameters, additional_info) -> tuple[dict, dict]:
+        """Per-plugin parameters and additional info keyed by plugin key (aliases resolved), validated."""
+        plugins = registry.available_plugins()
+        resolved_parameters, resolved_info = {}, {}
+        for given, target in ((parameters, resolved_parameters), (additional_info, resolved_info)):
+            if given is None:
+                continue
+            if not isinstance(given, Mapping):
+                raise errors.InvalidParameterError("parameters and additional_info must map plugin keys to objects")
+            for key, value in given.items():
+                if not isinstance(value, Mapping):
+                    raise errors.InvalidParameterError(f"Settings for plugin '{key}' must be an object")
+                target[registry.resolve_key(key, plugins)] = dict(value)
+        for key, value in resolved_parameters.items():
+            plugins[key].from_parameters(value)
+        for key, value in resolved_info.items():
+            plugins[key].validate_additional_info(value)
+        return resolved_parameters, resolved_info
+
+    @staticmethod
+    def _project_definitions(columns, positive_outcome, negative_outcome, treatment):
+        if positive_outcome is not None and negative_outcome is not None:
+            raise errors.InvalidConditionError(errors.PROJECT_DEFINITION_CONFLICT)
+        raw_outcome = positive_outcome if positive_outcome is not None else negative_outcome
+        outcome = CaseDefinition.parse(raw_outcome, columns) if raw_outcome is not None else None
+        treated = CaseDefinition.parse(treatment, columns) if treatment is not None else None
+        return outcome, negative_outcome is not None, treated
+
+    def create_project(
+        self,
+        event_log_id: int,
+        positive_outcome=None,
+        negative_outcome=None,
+        treatment=None,
+        parameters: Mapping[str, Mapping] | None = None,
+        additional_info: Mapping[str, Mapping] | None = None,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> Project:
+        """Create a project on a defined event log; it pre-processes and trains in the background.
+
+        ``positive_outcome`` or ``negative_outcome`` (not both) and ``treatment`` are OR-of-AND condition lists;
+        ``parameters`` and ``additional_info`` are keyed by plugin key. Returns at once, status
+        ``PREPROCESSING``.
+        """
+        with self.sessions() as session:
+            record = self._event_log_record(session, event_log_id, status_code=400)
+            if record.definition is None or not record.definition.columns_definition:
+                raise errors.StateError(errors.EVENT_LOG_DEFINITION_NOT_FOUND)
+            if session.scalar(select(ProjectRecord.id).where(ProjectRecord.event_log_id == event_log_id)):
+                raise errors.StateError(errors.PROJECT_EXISTED)
+            columns = columns_of(record)
+            outcome, negative, treated = self._project_definitions(
+                columns, positive_outcome, negative_outcome, treatment
+            )
+            plugin_parameters, plugin_info = self._plugin_settings(parameters, additional_info)
+            record.definition.outcome_definition = outcome.to_list() if outcome else None
+            record.definition.outcome_definition_negative = negative
+            record.definition.treatment_definition = treated.to_list() if treated else None
+            project = ProjectRecord(
+                name=name or record.file_name,
+                description=description,
+                status=str(ProjectStatus.WAITING),
+                event_log=record,
+                parameters=plugin_parameters,
+                additional_info=plugin_info,
+            )
+            session.add(project)
+            self.trainer.start(session, project)
+            session.commit()
+            project_id, run = project.id, project.training_run
+            snapshot = Project.from_record(project, self)
+        self.trainer.submit(project_id, run)
+        return snapshot
+
+    def _project_record(self, session, project_id: int) -> ProjectRecord:
+        project = session.get(ProjectRecord, project_id)
+        if project is None:
+            raise errors.NotFoundError(errors.PROJECT_NOT_FOUND, 400)
+        return project
+
+    def get_project(self, project_id: int) -> Project:
+        with self.sessions() as session:
+            return Project.from_record(self._project_record(session, project_id), self)
+
+    def list_projects(self) -> list[Project]:
+        """Every project, newest first."""
+        with self.sessions() as session:
+            query = select(ProjectRecord).order_by(ProjectRecord.created_at.desc(), ProjectRecord.id.desc())
+            return [Project.from_record(p, self) for p in session.scalars(query)]
+
+    def update_project(self, project_id: int, name: str | None = None, description: str | None = None) -> Project:
+        """Rename or describe a project (any status)."""
+        with self.sessions() as session:
+            project = self._project_record(session, project_id)
+            if name is not None:
+                if not str(name).strip():
+                    raise errors.InvalidParameterError("A project name cannot be empty")
+                project.name = str(name)
+            if description is not None:
+                project.description = str(description)
+            session.commit()
+            return Project.from_record(project, self)
+
+    def redefine_project(
+        self, project_id: int, positive_outcome=None, negative_outcome=None, treatment=None,
+        parameters=None, additional_info=None,
+    ) -> Project:  # fmt: skip
+        """New outcome/treatment definitions: retrain from scratch with fresh plugin instances.
+
+        Plugins left out before (e.g. the treatment effect when no treatment was defined) are reconsidered.
+        """
+        with self.sessions() as session:
+            project = self._project_record(session, project_id)
+            if ProjectStatus(project.status) not in REDEFINABLE:
+                raise errors.StateError(errors.PROJECT_NOT_READY)
+            record = project.event_log
+            columns = columns_of(record)
+            outcome, negative, treated = self._project_definitions(
+                columns, positive_outcome, negative_outcome, treatment
+            )
+            plugin_parameters, plugin_info = self._plugin_settings(parameters, additional_info)
+            record.definition.outcome_definition = outcome.to_list() if outcome else None
+            record.definition.outcome_definition_negative = negative
+            record.definition.treatment_definition = treated.to_list() if treated else None
+            project.parameters, project.additional_info = plugin_parameters, plugin_info
+            self.trainer.start(session, project)
+            session.commit()
+            run = project.training_run
+            snapshot = Project.from_record(project, self)
+        self.trainer.submit(project_id, run)
+        return snapshot
+
+    def delete_project(self, project_id: int) -> int:
+        """Delete a project with its event log, definition, plugins and files."""
+        with self.sessions() as session:
+            project = self._project_record(session, project_id)
+            record = project.event_log
+            files = [self.storage.project_dir(project_id), str(Path(record.data_path).parent)]
+            definition = record.definition
+            session.delete(project)
+            session.flush()
+            session.delete(record)
+            if definition is not None:
+                session.delete(definition)
+            session.commit()
+        for relative in files:
+            self.storage.remove(relative)
+        self._models = {k: v for k, v in self._models.items() if k[0] != project_id}
+        return project_id
+
+    # -- prescriptions -------------------------------------------------------------------------------------------
+    def _model(self, project_id: int, plugin_key: str, model_path: str) -> Plugin:
+        cache_key = (project_id, model_path)
+        if cache_key not in self._models:
+            plugin_class = registry.get_plugin_class(plugin_key)
+            self._models[cache_key] = plugin_class.load(self.storage.path(model_path))
+        return self._models[cache_key]
+
+    def active_plugins(self, project_id: int) -> list[tuple[PluginState, Plugin]]:
+        """The trained, enabled plugins of a project with their loaded models."""
+        with self.sessions() as session:
+            project = self._project_record(session, project_id)
+            status = ProjectStatus(project.status)
+            if status is ProjectStatus.ERROR:
+                raise errors.StateError(errors.PROJECT_ERROR)
+            if status not in (ProjectStatus.TRAINED, ProjectStatus.ACTIVATING, ProjectStatus.STREAMING,
+                              ProjectStatus.SIMULATING):  # fmt: skip
+                raise errors.StateError(errors.PROJECT_NOT_READY)
+            plugins = [
+                (PluginState.from_record(p), p.model_path)
+                for p in project.plugins
+                if not p.disabled and p.model_path and p.status != PluginStatus.ERROR
+            ]
+        return [(state, self._model(project_id, state.key, path)) for state, path in plugins]
+
+    def prescribe(self, project_id: int, source, filename: str | None = None, separator: str | None = None) -> dict:
+        """Prescriptions for every case of a log of ongoing cases, from every active plugin.
+
+        ``source`` is a path, bytes (with ``filename``) or a DataFrame with the columns of the project's
+        definition. Returns ``{case_id: [prescription, ...]}``.
+        """
+        plugins = self.active_plugins(project_id)
+        with self.sessions() as session:
+            project = self._project_record(session, project_id)
+            columns = columns_of(project.event_log)
+            prepared = self.trainer.prepared(project)
+        if isinstance(source, pd.DataFrame):
+            frame = source
+        else:
+            data, name = _source_bytes(source, filename)
+            frame = read_event_log(data, filename=name, separator=separator)
+        missing = [c for c, d in columns.columns.items() if d is not None and c not in frame.columns]
+        if missing:
+            raise errors.InvalidEventError(f"Missing pre-defined column {missing[0]}")
+        parsed = values.parse_log(frame, columns)
+        parsed, effective = transitions.apply_transitions(parsed, columns, detailed=False)
+        events, _ = canonical_events(parsed, effective)
+        events = sort_events(events.dropna(subset=["CASE_ID"]))
+        batch = PrefixBatch.last_events(events, prepared.attributes)
+        counter = itertools.count(1)
+        result: dict[str, list] = {str(case): [] for case in batch.case_ids}
+        for state, model in plugins:
+            for case, prediction in zip(batch.case_ids, model.predict(batch), strict=True):
+                result[str(case)].append(make_prescription(state, prediction, next(counter)))
+        return result

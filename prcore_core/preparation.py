@@ -1,0 +1,135 @@
+"""From a stored event log and its definitions to the canonical, labelled, split data every plugin trains on.
+
+Steps (reference 5.5, vectorised): parse values by column family, compute case durations, recognise lifecycle
+transitions (fast or detailed), label cases with the outcome and treatment definitions, rename columns canonically
+(reference 5.6), sort by case and time, and split cases by start time: the earliest share trains, the rest is held
+out for evaluation and simulation, so no future case leaks into training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from prcore_core import conditions, transitions, values
+from prcore_core.columns import ColumnDefinition, ColumnsDefinition, family
+from prcore_core.conditions import CaseDefinition
+from prcore_core.dataset import CASE_ID, Attribute, LabelledLog, order_time_column, sort_events
+
+#: Definitions whose columns are structure, not attributes to learn from.
+_STRUCTURAL = {
+    ColumnDefinition.CASE_ID,
+    ColumnDefinition.ACTIVITY,
+    ColumnDefinition.TIMESTAMP,
+    ColumnDefinition.START_TIMESTAMP,
+    ColumnDefinition.END_TIMESTAMP,
+    ColumnDefinition.RESOURCE,
+    ColumnDefinition.TRANSITION,
+    ColumnDefinition.OUTCOME,
+    ColumnDefinition.TREATMENT,
+    ColumnDefinition.TREATMENT_RESOURCE,
+    ColumnDefinition.COMPLETE_INDICATOR,
+}
+
+
+@dataclass(frozen=True)
+class ProjectDefinition:
+    """The outcome and treatment definitions of a project."""
+
+    outcome: CaseDefinition | None = None
+    outcome_negative: bool = False
+    treatment: CaseDefinition | None = None
+
+
+@dataclass
+class PreparedLog:
+    """A project's canonical events, case labels and split."""
+
+    events: pd.DataFrame
+    labels: pd.DataFrame
+    attributes: tuple[Attribute, ...]
+    training_cases: pd.Index
+    held_out_cases: pd.Index
+    split_time: pd.Timestamp | None
+
+    def part(self, which: str, definition: ProjectDefinition | None = None, additional_info=None) -> LabelledLog:
+        """The training (``"training"``) or held-out (``"held_out"``) cases as a :class:`LabelledLog`."""
+        cases = self.training_cases if which == "training" else self.held_out_cases
+        definition = definition or ProjectDefinition()
+        mask = self.events[CASE_ID].isin(cases)
+        return LabelledLog(
+            self.events[mask].reset_index(drop=True),
+            self.attributes,
+            self.labels[self.labels.index.isin(cases)],
+            definition.outcome.to_list() if definition.outcome else None,
+            definition.treatment.to_list() if definition.treatment else None,
+            dict(additional_info or {}),
+        )
+
+    def summary(self) -> dict:
+        return {
+            "training_cases": len(self.training_cases),
+            "held_out_cases": len(self.held_out_cases),
+            "split_time": self.split_time.isoformat() if self.split_time is not None else None,
+            "events": len(self.events),
+        }
+
+
+def canonical_events(log: pd.DataFrame, columns: ColumnsDefinition) -> tuple[pd.DataFrame, tuple[Attribute, ...]]:
+    """Rename a parsed log's columns canonically and list its attributes (ignored columns dropped)."""
+    keep, attributes = {}, []
+    for column in log.columns:
+        definition = columns.columns.get(column, ColumnDefinition.TEXT)
+        if definition in (None, ColumnDefinition.TRANSITION, ColumnDefinition.COMPLETE_INDICATOR):
+            continue  # ignored columns and lifecycle bookkeeping carry nothing to learn from
+        renamed = columns.renamed(column) if column in columns.columns else f"EVENT_ATTRIBUTE_TEXT_{column}"
+        keep[column] = renamed
+        if definition not in _STRUCTURAL:
+            scope = "case" if column in columns.case_attributes else "event"
+            attributes.append(Attribute(renamed, column, scope, family(definition)))
+    events = log[list(keep)].rename(columns=keep)
+    events[CASE_ID] = events[CASE_ID].astype("string")
+    return events, tuple(attributes)
+
+
+def split_by_start_time(events: pd.DataFrame, training_share: float):
+    """Cases ordered by their first event; the earliest ``training_share`` train, the rest are held out."""
+    time = order_time_column(events)
+    starts = events.groupby(CASE_ID, sort=False)[time].min()
+    order = pd.DataFrame({"start": starts, "case": starts.index}).sort_values(["start", "case"], kind="stable")
+    n_training = int(np.floor(len(order) * training_share))
+    if len(order) >= 2:
+        n_training = min(max(n_training, 1), len(order) - 1)
+    training = pd.Index(order["case"].iloc[:n_training])
+    held_out = pd.Index(order["case"].iloc[n_training:])
+    split_time = order["start"].iloc[n_training] if len(held_out) else None
+    return training, held_out, split_time
+
+
+def prepare(
+    frame: pd.DataFrame, columns: ColumnsDefinition, definition: ProjectDefinition, training_share: float = 0.8
+) -> PreparedLog:
+    """Run the whole preparation on a stored (text) event log."""
+    parsed = values.parse_log(frame, columns)
+    case_id = columns.case_id
+    durations = conditions.case_durations(parsed, columns)
+    per_case_duration = durations.groupby(parsed[case_id].to_numpy()).first()
+    # Labels are read from one row per finished activity instance (fast mode), where every defined column still
+    # exists; detailed mode then merges lifecycle rows for training and drops the timestamp/transition columns.
+    labelled, _ = transitions.apply_transitions(parsed, columns, detailed=False)
+    labelled = labelled[labelled[case_id].notna()].reset_index(drop=True)
+    labels = conditions.label_cases(
+        labelled, columns, definition.outcome, definition.outcome_negative, definition.treatment,
+        durations=labelled[case_id].map(per_case_duration),
+    )  # fmt: skip
+    parsed, effective = transitions.apply_transitions(parsed, columns)
+    parsed = parsed[parsed[case_id].notna()].reset_index(drop=True)
+    events, attributes = canonical_events(parsed, effective)
+    events = events[events[order_time_column(events)].notna()]
+    events = sort_events(events)
+    labels.index = labels.index.astype("string")
+    labels.index.name = CASE_ID
+    training, held_out, split_time = split_by_start_time(events, training_share)
+    return PreparedLog(events, labels, attributes, training, held_out, split_time)

@@ -1,0 +1,50 @@
+"""One settings object, read from ``PRCORE_*`` environment variables and passed in explicitly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the workbench keeps its state and how it behaves.
+
+    Parameters
+    ----------
+    data_dir
+        Directory for the database, uploaded files, parsed logs (Parquet) and models.
+    database_url
+        Any SQLAlchemy URL; default a SQLite file ``prcore.db`` in ``data_dir`` (WAL mode).
+    training_share
+        Share of cases, earliest by start time, used for training; the rest are held out for evaluation and
+        simulation.
+    max_workers
+        Threads for parsing, training and prediction.
+    """
+
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("PRCORE_DATA_DIR") or "./prcore-data"))
+    database_url: str | None = field(default_factory=lambda: os.environ.get("PRCORE_DATABASE_URL") or None)
+    training_share: float = field(default_factory=lambda: _env_float("PRCORE_TRAINING_SHARE", 0.8))
+    max_workers: int = field(default_factory=lambda: int(_env_float("PRCORE_MAX_WORKERS", 2)))
+
+    def __post_init__(self):
+        object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
+        if not 0 < self.training_share < 1:
+            raise ValueError(f"training_share must be between 0 and 1, got {self.training_share}")
+
+    @property
+    def url(self) -> str:
+        """The database URL actually used."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'prcore.db'}"

@@ -1,0 +1,98 @@
+"""Files in the data directory: raw uploads, parsed logs and prepared project data as Parquet, model files.
+
+Paths stored in the database are relative to the data directory, so a data directory can be moved. Files are
+written under a temporary name and renamed into place, so a crash never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+from prcore_core.preparation import PreparedLog
+
+
+class Storage:
+    """The data directory's file layout."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative
+
+    def new_event_log_dir(self) -> str:
+        """A fresh directory for one upload (named by a random id until the database row exists)."""
+        relative = f"event_logs/{uuid.uuid4().hex}"
+        self.path(relative).mkdir(parents=True)
+        return relative
+
+    def write_bytes(self, relative: str, data: bytes) -> str:
+        target = self.path(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        return relative
+
+    def write_frame(self, relative: str, frame: pd.DataFrame) -> str:
+        target = self.path(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(target)
+        return relative
+
+    def read_frame(self, relative: str) -> pd.DataFrame:
+        return pd.read_parquet(self.path(relative))
+
+    def remove(self, relative: str | None) -> None:
+        if not relative:
+            return
+        target = self.path(relative)
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+
+    # -- projects ------------------------------------------------------------------------------------------------
+    def project_dir(self, project_id: int) -> str:
+        return f"projects/{project_id}"
+
+    def write_prepared(self, project_id: int, run: int, prepared: PreparedLog) -> str:
+        """Store a project's prepared data; returns the directory (relative)."""
+        relative = f"{self.project_dir(project_id)}/run-{run}"
+        self.write_frame(f"{relative}/events.parquet", prepared.events)
+        split = pd.Series("training", index=prepared.training_cases.astype(str), name="SPLIT")
+        split = pd.concat([split, pd.Series("held_out", index=prepared.held_out_cases.astype(str), name="SPLIT")])
+        labels = prepared.labels.copy()
+        labels.index = labels.index.astype(str)
+        cases = labels.join(split, how="outer")
+        cases.index.name = "CASE_ID"
+        self.write_frame(f"{relative}/cases.parquet", cases.reset_index())
+        return relative
+
+    def model_path(self, project_id: int, run: int, plugin_key: str) -> str:
+        return f"{self.project_dir(project_id)}/run-{run}/models/{plugin_key}.pkl"
+
+    def read_prepared(self, relative: str, attributes, split: dict) -> PreparedLog:
+        """Load what :meth:`write_prepared` stored."""
+        from prcore_core.dataset import Attribute
+
+        events = self.read_frame(f"{relative}/events.parquet")
+        cases = self.read_frame(f"{relative}/cases.parquet").set_index("CASE_ID")
+        cases.index = cases.index.astype("string")
+        events["CASE_ID"] = events["CASE_ID"].astype("string")
+        split_time = split.get("split_time") if split else None
+        return PreparedLog(
+            events=events,
+            labels=cases.drop(columns=["SPLIT"]),
+            attributes=tuple(Attribute(**a) for a in attributes or ()),
+            training_cases=pd.Index(cases.index[cases["SPLIT"] == "training"]),
+            held_out_cases=pd.Index(cases.index[cases["SPLIT"] == "held_out"]),
+            split_time=pd.Timestamp(split_time) if split_time else None,
+        )

@@ -1,0 +1,324 @@
+"""The plugin lifecycle in the background: prepare a project's data, choose the applicable plugins, train them.
+
+Everything heavy runs in the executor, never in the caller's thread. Each start of a project's training is a new
+*run*; a job whose run is no longer the project's current one (the project was redefined or deleted meanwhile)
+stops writing, so stale work can never overwrite fresh state. Each plugin trains in its own task: one failing
+plugin does not fail the others. Progress (a fraction and a sentence) is written to the database, throttled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from prcore_core import errors, registry
+from prcore_core.columns import ColumnsDefinition, validate_columns_definition
+from prcore_core.conditions import CaseDefinition
+from prcore_core.db import PluginRecord, ProjectRecord
+from prcore_core.plugin import Plugin
+from prcore_core.preparation import PreparedLog, ProjectDefinition, prepare
+from prcore_core.settings import Settings
+from prcore_core.status import (
+    PluginStatus,
+    ProjectStatus,
+    check_plugin_transition,
+    check_project_transition,
+    derive_project_status,
+)
+from prcore_core.storage import Storage
+
+log = logging.getLogger(__name__)
+_PROGRESS_INTERVAL = 0.25
+
+
+class StaleRun(Exception):
+    """The project moved on (redefined, deleted); this job's results are no longer wanted."""
+
+
+def columns_of(record) -> ColumnsDefinition:
+    """The validated columns definition stored for an event log record."""
+    definition = record.definition
+    return validate_columns_definition(
+        record.columns_header,
+        definition.columns_definition,
+        definition.case_attributes,
+        definition.fast_mode,
+        definition.start_transition,
+        definition.complete_transition,
+        definition.abort_transition,
+    )
+
+
+def project_definition_of(record, columns: ColumnsDefinition) -> ProjectDefinition:
+    definition = record.definition
+    return ProjectDefinition(
+        outcome=CaseDefinition.parse(definition.outcome_definition, columns) if definition.outcome_definition else None,
+        outcome_negative=definition.outcome_definition_negative,
+        treatment=(
+            CaseDefinition.parse(definition.treatment_definition, columns) if definition.treatment_definition else None
+        ),
+    )
+
+
+def set_project_status(project: ProjectRecord, status: ProjectStatus, error: str | None = None) -> None:
+    """The one place a project's status changes."""
+    check_project_transition(ProjectStatus(project.status), status)
+    project.status = str(status)
+    project.error = error if status is ProjectStatus.ERROR else None
+
+
+def set_plugin_status(plugin: PluginRecord, status: PluginStatus, error: str | None = None) -> None:
+    """The one place a plugin's status changes."""
+    check_plugin_transition(PluginStatus(plugin.status), status)
+    plugin.status = str(status)
+    plugin.error = error if status is PluginStatus.ERROR else None
+
+
+def refresh_project_status(project: ProjectRecord) -> None:
+    """Derive the project's status from its plugins (reference 3.4)."""
+    if not project.plugins:
+        return
+    active = [PluginStatus(p.status) for p in project.plugins if not p.disabled] or [
+        PluginStatus(p.status) for p in project.plugins
+    ]
+    mode = ProjectStatus(project.status) if project.status in ("STREAMING", "SIMULATING") else None
+    status, error = derive_project_status(active, mode)
+    if status is ProjectStatus.ACTIVATING and ProjectStatus(project.status) is not ProjectStatus.ACTIVATING:
+        return  # activation is started explicitly, never derived from a half-finished state
+    if str(status) != project.status or (status is ProjectStatus.ERROR and project.error != error):
+        project.status = str(status)
+        project.error = error
+
+
+class Trainer:
+    """Runs preparation and plugin training for projects in an executor."""
+
+    def __init__(self, sessions: sessionmaker, storage: Storage, settings: Settings, executor: Executor):
+        self.sessions = sessions
+        self.storage = storage
+        self.settings = settings
+        self.executor = executor
+        self._prepared: dict[tuple[int, int], PreparedLog] = {}
+        self._lock = threading.Lock()
+        self.plugin_classes: Callable[[], dict[str, type[Plugin]]] = registry.available_plugins
+
+    # -- entry points --------------------------------------------------------------------------------------------
+    def start(self, session: Session, project: ProjectRecord) -> None:
+        """Begin a new run for ``project`` (status PREPROCESSING); the caller commits, then calls :meth:`submit`."""
+        project.training_run = (project.training_run or 0) + 1
+        set_project_status(project, ProjectStatus.PREPROCESSING)
+        project.progress, project.progress_message = 0.0, "Waiting to pre-process the event log"
+        for plugin in list(project.plugins):
+            session.delete(plugin)
+        project.plugins.clear()
+        project.excluded_plugins = {}
+
+    def submit(self, project_id: int, run: int) -> None:
+        self.executor.submit(self._run, project_id, run)
+
+    # -- the job -------------------------------------------------------------------------------------------------
+    def _current(self, session: Session, project_id: int, run: int) -> ProjectRecord:
+        project = session.get(ProjectRecord, project_id, populate_existing=True)
+        if project is None or project.training_run != run:
+            raise StaleRun
+        return project
+
+    def _run(self, project_id: int, run: int) -> None:
+        try:
+            self._prepare_and_dispatch(project_id, run)
+        except StaleRun:
+            log.info("Project %s run %s superseded", project_id, run)
+        except Exception as exc:  # report any failure on the project instead of dying silently
+            log.exception("Pre-processing of project %s failed", project_id)
+            detail = exc.detail if isinstance(exc, errors.PrCoreError) else f"{type(exc).__name__}: {exc}"
+            self._fail_project(project_id, run, f"Failed to pre-process the data: {detail}")
+
+    def _fail_project(self, project_id: int, run: int, message: str) -> None:
+        with self.sessions() as session:
+            try:
+                project = self._current(session, project_id, run)
+            except StaleRun:
+                return
+            set_project_status(project, ProjectStatus.ERROR, message)
+            project.progress_message = message
+            session.commit()
+
+    def _prepare_and_dispatch(self, project_id: int, run: int) -> None:
+        started = time.perf_counter()
+        with self.sessions() as session:
+            project = self._current(session, project_id, run)
+            project.progress, project.progress_message = 0.05, "Reading the event log"
+            session.commit()
+            event_log = project.event_log
+            columns = columns_of(event_log)
+            definition = project_definition_of(event_log, columns)
+            data_path = event_log.data_path
+            parameters, additional_info = dict(project.parameters or {}), dict(project.additional_info or {})
+        frame = self.storage.read_frame(data_path)
+        self._progress_project(project_id, run, 0.2, f"Labelling {len(frame):,} events and splitting cases")
+        prepared = prepare(frame, columns, definition, self.settings.training_share)
+        if prepared.labels.empty or len(prepared.training_cases) == 0:
+            raise errors.PrCoreError("The event log has no case with a valid timestamp")
+        relative = self.storage.write_prepared(project_id, run, prepared)
+        with self._lock:
+            self._prepared = {k: v for k, v in self._prepared.items() if k[0] != project_id}
+            self._prepared[(project_id, run)] = prepared
+        training = prepared.part("training", definition)
+        plugin_classes = self.plugin_classes()
+        chosen, excluded = [], {}
+        for key, plugin_class in plugin_classes.items():
+            reason = plugin_class.applicability(training)
+            if reason is None:
+                chosen.append(plugin_class)
+            else:
+                excluded[key] = reason
+        with self.sessions() as session:
+            project = self._current(session, project_id, run)
+            project.prepared_path = relative
+            project.split = {**prepared.summary(), "preparation_seconds": round(time.perf_counter() - started, 3)}
+            project.attributes = [dataclasses.asdict(a) for a in prepared.attributes]
+            project.excluded_plugins = excluded
+            if not chosen:
+                set_project_status(project, ProjectStatus.ERROR, "No plugin is applicable")
+                session.commit()
+                return
+            records = []
+            for plugin_class in chosen:
+                record = PluginRecord(
+                    key=plugin_class.key,
+                    prescription_type=str(plugin_class.prescription_type),
+                    name=plugin_class.title,
+                    description=plugin_class.description,
+                    parameters={**plugin_class.parameter_defaults(), **parameters.get(plugin_class.key, {})},
+                    additional_info=additional_info.get(plugin_class.key, {}),
+                    status=str(PluginStatus.WAITING),
+                )
+                project.plugins.append(record)
+                records.append(record)
+            set_project_status(project, ProjectStatus.TRAINING)
+            project.progress, project.progress_message = 0.3, f"Training {len(records)} plugin(s)"
+            session.commit()
+            jobs = [(r.id, plugin_classes[r.key], dict(r.parameters), dict(r.additional_info)) for r in records]
+        for plugin_id, plugin_class, plugin_parameters, info in jobs:
+            self.executor.submit(
+                self._train_plugin, project_id, run, plugin_id, plugin_class, plugin_parameters, info, definition
+            )
+
+    def _progress_project(self, project_id: int, run: int, fraction: float, sentence: str) -> None:
+        with self.sessions() as session:
+            project = self._current(session, project_id, run)
+            project.progress, project.progress_message = fraction, sentence
+            session.commit()
+
+    def _plugin_progress(self, project_id: int, run: int, plugin_id: int, low: float, high: float):
+        last = [0.0]
+
+        def report(fraction: float, sentence: str) -> None:
+            now = time.monotonic()
+            if now - last[0] < _PROGRESS_INTERVAL and fraction < 1.0:
+                return
+            last[0] = now
+            with self.sessions() as session:
+                self._current(session, project_id, run)
+                plugin = session.get(PluginRecord, plugin_id)
+                if plugin is None:
+                    raise StaleRun
+                plugin.progress = low + (high - low) * max(0.0, min(1.0, fraction))
+                plugin.progress_message = sentence
+                session.commit()
+
+        return report
+
+    def _train_plugin(self, project_id, run, plugin_id, plugin_class, parameters, additional_info, definition):
+        try:
+            with self.sessions() as session:
+                self._current(session, project_id, run)
+                plugin = session.get(PluginRecord, plugin_id)
+                set_plugin_status(plugin, PluginStatus.TRAINING)
+                plugin.progress, plugin.progress_message = 0.0, "Starting"
+                session.commit()
+            with self._lock:
+                prepared = self._prepared[(project_id, run)]
+            training = prepared.part("training", definition, additional_info)
+            held_out = prepared.part("held_out", definition, additional_info)
+            started = time.perf_counter()
+            instance = plugin_class.from_parameters(parameters)
+            instance.fit(training, self._plugin_progress(project_id, run, plugin_id, 0.0, 0.7))
+            fit_seconds = time.perf_counter() - started
+            metrics = instance.evaluate(held_out, self._plugin_progress(project_id, run, plugin_id, 0.7, 0.95))
+            metrics = {**metrics, "training_seconds": round(fit_seconds, 3),
+                       "evaluation_seconds": round(time.perf_counter() - started - fit_seconds, 3),
+                       "held_out_cases": held_out.n_cases}  # fmt: skip
+            relative = self.storage.model_path(project_id, run, plugin_class.key)
+            instance.save(self.storage.path(relative))
+            with self.sessions() as session:
+                project = self._current(session, project_id, run)
+                plugin = session.get(PluginRecord, plugin_id)
+                plugin.model_path = relative
+                plugin.metrics = _json_safe(metrics)
+                plugin.progress, plugin.progress_message = 1.0, "Trained"
+                set_plugin_status(plugin, PluginStatus.TRAINED)
+                refresh_project_status(project)
+                self._update_project_progress(project)
+                session.commit()
+        except StaleRun:
+            return
+        except Exception as exc:
+            log.error("Plugin %s of project %s failed:\n%s", plugin_class.key, project_id, traceback.format_exc())
+            detail = exc.detail if isinstance(exc, errors.PrCoreError) else f"{type(exc).__name__}: {exc}"
+            with self.sessions() as session:
+                try:
+                    project = self._current(session, project_id, run)
+                except StaleRun:
+                    return
+                plugin = session.get(PluginRecord, plugin_id)
+                if plugin is None:
+                    return
+                set_plugin_status(plugin, PluginStatus.ERROR, f"Training failed: {detail}")
+                plugin.progress_message = plugin.error
+                refresh_project_status(project)
+                self._update_project_progress(project)
+                session.commit()
+
+    @staticmethod
+    def _update_project_progress(project: ProjectRecord) -> None:
+        done = [p for p in project.plugins if p.status in (PluginStatus.TRAINED, PluginStatus.ERROR)]
+        project.progress = 0.3 + 0.7 * len(done) / max(len(project.plugins), 1)
+        project.progress_message = (
+            "Trained" if len(done) == len(project.plugins) else f"{len(done)} of {len(project.plugins)} plugins done"
+        )
+
+    def prepared(self, project: ProjectRecord) -> PreparedLog:
+        """The prepared data of a project's current run (loaded from disk after a restart)."""
+        key = (project.id, project.training_run)
+        with self._lock:
+            if key in self._prepared:
+                return self._prepared[key]
+        prepared = self.storage.read_prepared(project.prepared_path, project.attributes, project.split)
+        with self._lock:
+            self._prepared[key] = prepared
+        return prepared
+
+
+def _json_safe(value):
+    """Metrics as plain JSON (numpy scalars and NaN made serialisable)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
