@@ -12,6 +12,7 @@ import numpy as np
 import param
 from sklearn.neighbors import KNeighborsClassifier
 
+from prcore_core.context import PredictionContext
 from prcore_core.dataset import LabelledLog, PrefixBatch
 from prcore_core.encoding import ENCODINGS, PrefixEncoder, blocks_for
 from prcore_core.metrics import by_prefix_length, classification_metrics
@@ -72,7 +73,7 @@ class KNNNextActivity(Plugin):
             out.append(self.model_.predict(self.encoder_.transform(part)))
         return np.concatenate(out) if out else np.array([], dtype=object)
 
-    def predict(self, batch: PrefixBatch) -> list[dict]:
+    def predict(self, batch: PrefixBatch, context: PredictionContext | None = None) -> list[dict]:
         if not len(batch):
             return []
         if not hasattr(self, "model_"):

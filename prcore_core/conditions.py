@@ -536,6 +536,29 @@ class LogEvaluator:
             mask &= self.condition_mask(condition)
         return mask
 
+    def observed_rows(self, definition: CaseDefinition) -> np.ndarray:
+        """Rows at which the definition becomes visible in the case so far (log sorted by case, then time).
+
+        A row-level group is observed by the first row that satisfies it; a group involving the case duration is
+        only known once the case is over, so it is observed at the case's last row. Cumulative within the case.
+        """
+        case = self.codes
+        last = np.r_[case[1:] != case[:-1], True] if len(case) else np.array([], dtype=bool)
+        hit = np.zeros(len(self.log), dtype=bool)
+        for group in definition.groups:
+            mask = self.group_mask(group)
+            if any(self._column_kind_is_duration(c) for c in group):
+                mask &= last
+            hit |= mask
+        # cumulative "any so far" within each case
+        seen = np.maximum.accumulate(np.where(hit, np.arange(len(hit)), -1)) if len(hit) else hit.astype(np.intp)
+        starts = np.maximum.accumulate(np.where(np.r_[True, case[1:] != case[:-1]], np.arange(len(case)), 0)) \
+            if len(case) else seen
+        return seen >= starts
+
+    def _column_kind_is_duration(self, condition: Condition) -> bool:
+        return _column_kind(condition.column, self.columns) == _DURATION
+
     def _cases_with(self, row_mask: np.ndarray) -> np.ndarray:
         """Per case: does any of its rows satisfy ``row_mask``? (``groupby(codes).any()`` as one scatter.)"""
         hit = np.zeros(len(self.cases), dtype=bool)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from prcore_core import errors
+from prcore_core.context import PredictionContext
 from prcore_core.dataset import ACTIVITY, CASE_ID, LabelledLog, PrefixBatch
 from prcore_core.plugin import Plugin
 
@@ -84,6 +85,12 @@ def check_plugin(plugin_class: type[Plugin], logs: tuple[LabelledLog, LabelledLo
     reason = plugin_class.applicability(training)
     _require(reason is None, f"plugin must be applicable to the check log, said: {reason}")
 
+    now = pd.Timestamp("2024-06-03T10:00:00Z").to_pydatetime()
+
+    def fresh() -> PredictionContext:
+        """A new context per call, so plugins with persistent state (allocations) are checked alike."""
+        return PredictionContext(now=now)
+
     plugin = plugin_class.from_parameters({})
     learned = [n for n in vars(plugin) if n.endswith("_") and not n.startswith("_")]
     _require(not learned, f"__init__ must only store parameters, found learned state {learned}")
@@ -103,24 +110,24 @@ def check_plugin(plugin_class: type[Plugin], logs: tuple[LabelledLog, LabelledLo
     batch = held_out.prefixes()
     batch = PrefixBatch(batch.events, batch.ends[:300], batch.attributes)
     _require(1 in set(batch.lengths.tolist()), "the check batch must contain prefixes of length 1")
-    predictions = plugin.predict(batch)
+    predictions = plugin.predict(batch, fresh())
     _require(len(predictions) == len(batch), "predict must return one prediction per prefix")
     for prediction in predictions:
         _require(isinstance(prediction, dict) and "output" in prediction, "each prediction needs an 'output' key")
         if prediction["output"] is None:
             _require(bool(prediction.get("detail")), "a null output must say why in 'detail'")
     json.dumps(predictions)
-    _require(plugin.predict(batch) == predictions, "predictions must be deterministic")
+    _require(plugin.predict(batch, fresh()) == predictions, "predictions must be deterministic")
 
-    unseen = plugin.predict(_with_unseen_values(held_out))
+    unseen = plugin.predict(_with_unseen_values(held_out), fresh())
     _require(len(unseen) == len(_with_unseen_values(held_out)), "unseen values must still get one prediction each")
 
     single = PrefixBatch.from_prefixes([held_out.events[held_out.events[CASE_ID] == held_out.events[CASE_ID].iloc[0]]
                                         .iloc[:2]], held_out.attributes)  # fmt: skip
-    _require(len(plugin.predict(single)) == 1, "a single streamed prefix must get one prediction")
+    _require(len(plugin.predict(single, fresh())) == 1, "a single streamed prefix must get one prediction")
 
     with tempfile.TemporaryDirectory() as directory:
         path = plugin.save(Path(directory) / "model.pkl")
         loaded = plugin_class.load(path)
-    _require(loaded.predict(batch) == predictions, "a saved and loaded plugin must predict the same")
+    _require(loaded.predict(batch, fresh()) == predictions, "a saved and loaded plugin must predict the same")
     _require(isinstance(pd.DataFrame(predictions), pd.DataFrame), "predictions must form a table")

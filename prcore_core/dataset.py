@@ -26,6 +26,9 @@ END_TIMESTAMP = "END_TIMESTAMP"
 RESOURCE = "RESOURCE"
 OUTCOME = "OUTCOME"
 TREATMENT = "TREATMENT"
+#: Per event: has the outcome (treatment) definition already been satisfied by this event or an earlier one?
+OUTCOME_OBSERVED = "OUTCOME_OBSERVED"
+TREATMENT_OBSERVED = "TREATMENT_OBSERVED"
 
 
 @dataclass(frozen=True)

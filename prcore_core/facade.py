@@ -21,6 +21,7 @@ from sqlalchemy import select
 from prcore_core import errors, registry, transitions, values
 from prcore_core.columns import ColumnsDefinition, validate_columns_definition
 from prcore_core.conditions import CaseDefinition
+from prcore_core.context import PredictionContext, StoredState
 from prcore_core.dataset import PrefixBatch, sort_events
 from prcore_core.db import DefinitionRecord, EventLogRecord, ProjectRecord, make_engine, make_sessionmaker
 from prcore_core.plugin import Plugin
@@ -442,6 +443,7 @@ class PrCore:
         counter = itertools.count(1)
         result: dict[str, list] = {str(case): [] for case in batch.case_ids}
         for state, model in plugins:
-            for case, prediction in zip(batch.case_ids, model.predict(batch), strict=True):
+            context = PredictionContext(state=StoredState(self.sessions, project_id, state.key))
+            for case, prediction in zip(batch.case_ids, model.predict(batch, context), strict=True):
                 result[str(case)].append(make_prescription(state, prediction, next(counter)))
         return result

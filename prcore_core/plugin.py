@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import param
 
 from prcore_core import errors
+from prcore_core.context import PredictionContext
 from prcore_core.dataset import LabelledLog, PrefixBatch
 
 #: ``progress(fraction, sentence)``: reports how far a long step is, for people watching.
@@ -124,11 +125,12 @@ class Plugin(param.Parameterized):
         """
         return {}
 
-    def predict(self, batch: PrefixBatch) -> list[dict[str, Any]]:
+    def predict(self, batch: PrefixBatch, context: PredictionContext | None = None) -> list[dict[str, Any]]:
         """One prediction per prefix of ``batch``, in order.
 
         Each prediction is a dict with ``output`` (``None`` when the plugin cannot prescribe, then with a
-        ``detail`` saying why) and any further keys the plugin documents.
+        ``detail`` saying why) and any further keys the plugin documents. ``context`` gives the current time and
+        the plugin's persistent state (a fresh in-memory one when ``None``).
         """
         raise NotImplementedError
 

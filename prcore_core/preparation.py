@@ -13,10 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from prcore_core import conditions, transitions, values
+from prcore_core import conditions, errors, transitions, values
 from prcore_core.columns import ColumnDefinition, ColumnsDefinition, family
 from prcore_core.conditions import CaseDefinition
-from prcore_core.dataset import CASE_ID, Attribute, LabelledLog, order_time_column, sort_events
+from prcore_core.dataset import (
+    CASE_ID,
+    OUTCOME_OBSERVED,
+    TREATMENT_OBSERVED,
+    Attribute,
+    LabelledLog,
+    order_time_column,
+    sort_events,
+)
 
 #: Definitions whose columns are structure, not attributes to learn from.
 _STRUCTURAL = {
@@ -32,6 +40,7 @@ _STRUCTURAL = {
     ColumnDefinition.TREATMENT_RESOURCE,
     ColumnDefinition.COMPLETE_INDICATOR,
 }
+_FLAGS = (OUTCOME_OBSERVED, TREATMENT_OBSERVED)
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,9 @@ def canonical_events(log: pd.DataFrame, columns: ColumnsDefinition) -> tuple[pd.
     """Rename a parsed log's columns canonically and list its attributes (ignored columns dropped)."""
     keep, attributes = {}, []
     for column in log.columns:
+        if column in _FLAGS:
+            keep[column] = column
+            continue
         definition = columns.columns.get(column, ColumnDefinition.TEXT)
         if definition in (None, ColumnDefinition.TRANSITION, ColumnDefinition.COMPLETE_INDICATOR):
             continue  # ignored columns and lifecycle bookkeeping carry nothing to learn from
@@ -108,6 +120,32 @@ def split_by_start_time(events: pd.DataFrame, training_share: float):
     return training, held_out, split_time
 
 
+def _with_observed_flags(log: pd.DataFrame, columns: ColumnsDefinition, definition: ProjectDefinition, durations):
+    """Add ``OUTCOME_OBSERVED``/``TREATMENT_OBSERVED``: is the outcome/treatment already visible at this event?
+
+    Plugins use them to learn and evaluate only on prefixes where the answer is not yet known (an alarm after the
+    outcome happened, or an uplift estimate after the treatment, would be worthless).
+    """
+    order = sort_events_frame(log, columns)
+    log = log.iloc[order].reset_index(drop=True)
+    evaluator = conditions.LogEvaluator(log, columns, durations.iloc[order].reset_index(drop=True))
+    for name, case_definition in ((OUTCOME_OBSERVED, definition.outcome), (TREATMENT_OBSERVED, definition.treatment)):
+        if case_definition is None:
+            continue
+        try:
+            log[name] = evaluator.observed_rows(case_definition)
+        except errors.InvalidConditionError:
+            log[name] = False  # a condition on a column detailed mode merged away: never visible before the end
+    return log
+
+
+def sort_events_frame(log: pd.DataFrame, columns: ColumnsDefinition) -> np.ndarray:
+    """Row order by case, then time (stable), for a parsed log with original column names."""
+    time = columns.column_of(ColumnDefinition.TIMESTAMP) or columns.column_of(ColumnDefinition.START_TIMESTAMP)
+    keys = [columns.case_id] + ([time] if time else [])
+    return log.sort_values(keys, kind="stable").index.to_numpy()
+
+
 def prepare(
     frame: pd.DataFrame, columns: ColumnsDefinition, definition: ProjectDefinition, training_share: float = 0.8
 ) -> PreparedLog:
@@ -126,6 +164,7 @@ def prepare(
     )  # fmt: skip
     parsed, effective = transitions.apply_transitions(parsed, columns)
     parsed = parsed[parsed[case_id].notna()].reset_index(drop=True)
+    parsed = _with_observed_flags(parsed, effective, definition, parsed[case_id].map(per_case_duration))
     events, attributes = canonical_events(parsed, effective)
     events = events[events[order_time_column(events)].notna()]
     events = sort_events(events)

@@ -90,6 +90,8 @@ def read_event_log(
         fewer than two columns, an XES that is not XML or has no events; ``EVENT_LOG_BAD_ZIP`` for an archive
         that is neither zip nor gzip or is corrupted; ``ZIP_MULTIPLE_FILES`` / ``ZIP_WRONG_TYPE`` for a zip not
         holding exactly one CSV or XES file.
+    OSError
+        When ``source`` is a path that cannot be opened: a caller's mistake, not a bad upload.
     """
     if isinstance(source, bytes | bytearray | memoryview):
         path, data, name = None, bytes(source), filename or ""
@@ -153,18 +155,20 @@ def _unpack(data: bytes) -> tuple[str, bytes]:
 def _unzip(data: bytes) -> tuple[str, bytes]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-        entries = [info for info in archive.infolist() if not _is_clutter(info)]
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
         raise _invalid(errors.EVENT_LOG_BAD_ZIP) from error
-    if len(entries) != 1:
-        raise _invalid(errors.ZIP_MULTIPLE_FILES)
-    extension = entries[0].filename.rsplit(".", 1)[-1].lower() if "." in entries[0].filename else ""
-    if extension not in {"csv", "xes"}:
-        raise _invalid(errors.ZIP_WRONG_TYPE)
-    try:
-        return extension, archive.read(entries[0])
-    except Exception as error:  # CRC mismatch, truncated data, encryption, unsupported compression, ...
-        raise _invalid(errors.EVENT_LOG_BAD_ZIP) from error
+    with archive:
+        entries = [info for info in archive.infolist() if not _is_clutter(info)]
+        if len(entries) != 1:
+            raise _invalid(errors.ZIP_MULTIPLE_FILES)
+        name = entries[0].filename
+        extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        if extension not in {"csv", "xes"}:
+            raise _invalid(errors.ZIP_WRONG_TYPE)
+        try:
+            return extension, archive.read(entries[0])
+        except Exception as error:  # CRC mismatch, truncated data, encryption, unsupported compression, ...
+            raise _invalid(errors.EVENT_LOG_BAD_ZIP) from error
 
 
 def _is_clutter(info: zipfile.ZipInfo) -> bool:

@@ -27,8 +27,8 @@ def test_check_plugin_catches_a_broken_plugin(logs):
     class Forgetful(KNNNextActivity):
         key = "forgetful"
 
-        def predict(self, batch):
-            return super().predict(batch)[:-1]  # drops one prediction
+        def predict(self, batch, context=None):
+            return super().predict(batch, context)[:-1]  # drops one prediction
 
     with pytest.raises(PluginContractError, match="one prediction per prefix"):
         check_plugin(Forgetful, logs)

@@ -96,6 +96,8 @@ def test_sniff_separator_finds_each_candidate(separator):
 def test_sniff_separator_prefers_the_consistent_column_count():
     # Decimal commas give "," an inconsistent count; ";" splits every row into three.
     assert sniff_separator("Case;Activity;Amount\n1;A;1,5\n2;B;20\n3;C;2,25\n") == ";"
+    # A header that splits as wide on "," still loses to the separator that fits every row.
+    assert sniff_separator("Case;Activity, step, phase;Amount\n1;A;5\n2;B;7\n") == ";"
     # Separators inside quotes do not count.
     assert sniff_separator('Case,Activity\n1,"a;b;c"\n2,"d;e;f"\n') == ","
 
@@ -367,16 +369,27 @@ def test_empty_file_on_disk_is_invalid(tmp_path):
         assert_invalid(errors.EVENT_LOG_INVALID, tmp_path / name)
 
 
+def random_cells(seed: int) -> bytes:
+    """Binary noise (no NUL, not UTF-8) laid out as two comma-separated cells per line: CSV-shaped garbage."""
+    rnd = random.Random(seed)
+
+    def cell() -> bytes:
+        return rnd.randbytes(12).translate(None, b'\x00\n\r,;|\t"')
+
+    return b"".join(b"\x9c" + cell() + b"," + cell() + b"\n" for _ in range(200))
+
+
 @pytest.mark.parametrize(
     "data",
     [
         random.Random(0).randbytes(4000),
+        random_cells(3),
         bytes(b for b in random.Random(1).randbytes(4000) if b),  # random without NUL bytes
         b"\x00" * 100,
         b"case,activity\n1,\x00A\n",
         PNG * 20,
     ],
-    ids=["random", "random-without-nul", "nul-bytes", "nul-in-cell", "png"],
+    ids=["random", "random-cells", "random-without-nul", "nul-bytes", "nul-in-cell", "png"],
 )
 @pytest.mark.parametrize("filename", ["log.csv", "log.xes"])
 def test_binary_garbage_is_invalid(data, filename):
