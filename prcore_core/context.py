@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
@@ -59,7 +59,7 @@ class PluginStateRecord(Timestamped, Base):
 class StoredState(PersistentState):
     """A :class:`PersistentState` kept in the database; each transaction commits before it releases the lock."""
 
-    _locks: dict[tuple[int, str], threading.Lock] = {}
+    _locks: ClassVar[dict[tuple[int, str], threading.Lock]] = {}
     _locks_guard = threading.Lock()
 
     def __init__(self, sessions: sessionmaker, project_id: int, plugin_key: str):
