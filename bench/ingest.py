@@ -116,8 +116,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per log (median reported)")
     args = parser.parse_args()
     started = time.perf_counter()
-    seconds, _ = timed(__import__, "pm4py")
-    print(f"pm4py import (once per process, lazy): {seconds:.3f} s")
     for path in args.log:
         bench(path, args.repeat)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -208,7 +208,11 @@ def case_durations(log: pd.DataFrame, columns: ColumnsDefinition) -> pd.Series:
         per_case = (grouped.max() - grouped.min()).dt.total_seconds()
     elif start is not None and end is not None and start in log and end in log:
         frame = pd.DataFrame(
-            {"start": _as_datetime(log[start]).to_numpy(), "end": _as_datetime(log[end]).to_numpy(), "case": codes}
+            {
+                "start": _as_datetime(log[start]).reset_index(drop=True),
+                "end": _as_datetime(log[end]).reset_index(drop=True),
+                "case": codes,
+            }
         )[valid]
         frame = frame.sort_values(["start", "end"], kind="stable")
         grouped = frame.groupby("case", sort=False)

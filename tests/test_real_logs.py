@@ -1,0 +1,54 @@
+"""Integration on the real BPI Challenge 2012 log (given with --shared-data PATH; skipped without it).
+
+The issue's acceptance path, from Python: upload, define the columns of PrCore's reference (section 14), create a
+project with outcome A_APPROVED and treatment O_SENT_BACK, reach TRAINED with held-out metrics, and find it
+TRAINED again from a new PrCore on the same directory. Once for the CSV, once for the XES in detailed mode.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from prcore_core import PrCore, ProjectStatus
+
+CSV_COLUMNS = {"Case ID": "CASE_ID", "start_time": "START_TIMESTAMP", "end_time": "END_TIMESTAMP",
+               "AMOUNT_REQ": "NUMBER", "REG_DATE": "DATETIME", "Activity": "ACTIVITY", "Resource": "RESOURCE"}
+XES_COLUMNS = {"org:resource": "RESOURCE", "lifecycle:transition": "TRANSITION", "concept:name": "ACTIVITY",
+               "time:timestamp": "TIMESTAMP", "case:REG_DATE": "DATETIME", "case:concept:name": "CASE_ID",
+               "case:AMOUNT_REQ": "NUMBER"}  # fmt: skip
+
+
+def _condition(column, value):
+    return [[{"column": column, "operator": "EQUAL", "value": value}]]
+
+
+@pytest.mark.parametrize(
+    ("file_name", "columns", "case_attributes", "fast_mode", "activity", "rows", "instances"),
+    [
+        ("bpic2012-CSV.zip", CSV_COLUMNS, ["AMOUNT_REQ", "REG_DATE"], True, "Activity", 164_509, 164_509),
+        ("bpic2012-XES.zip", XES_COLUMNS, ["case:REG_DATE", "case:AMOUNT_REQ"], False, "concept:name", 262_200,
+         164_511),
+    ],
+)  # fmt: skip
+def test_bpic2012_reaches_trained_and_survives_a_restart(
+    shared_data, tmp_path, file_name, columns, case_attributes, fast_mode, activity, rows, instances
+):
+    with PrCore(data_dir=tmp_path) as core:
+        event_log = core.upload_event_log(shared_data / file_name)
+        assert event_log.n_rows == rows
+        analysis = core.set_columns_definition(event_log.id, columns, case_attributes, fast_mode=fast_mode)
+        assert analysis["activities_count"]["A_APPROVED"] == 2246
+        project = core.create_project(
+            event_log.id, positive_outcome=_condition(activity, "A_APPROVED"),
+            treatment=_condition(activity, "O_SENT_BACK"),
+        )  # fmt: skip
+        project = project.wait_until("TRAINED", timeout=600)
+        assert project.split == {**project.split, "training_cases": 10_469, "held_out_cases": 2_618,
+                                 "events": instances}  # fmt: skip
+        next_activity = project.plugin("knn-next-activity")
+        assert next_activity.metrics["accuracy"] > 0.6
+        assert next_activity.metrics["support"] > 20_000
+    with PrCore(data_dir=tmp_path) as core:
+        again = core.get_project(project.id)
+        assert again.status is ProjectStatus.TRAINED
+        assert again.plugin("knn-next-activity").metrics == next_activity.metrics
