@@ -9,7 +9,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -119,6 +131,38 @@ class PluginRecord(Timestamped, Base):
     model_path: Mapped[str | None] = mapped_column(String, default=None)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     project: Mapped[ProjectRecord] = relationship(back_populates="plugins")
+
+
+class CaseRecord(Timestamped, Base):
+    """A case seen while streaming (posted or simulated), open until its last event arrives."""
+
+    __tablename__ = "case"
+    __table_args__ = (UniqueConstraint("project_id", "case_id"), {"sqlite_autoincrement": True})
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[str] = mapped_column(String)
+    completed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class EventRecord(Timestamped, Base):
+    """A streamed event as acknowledged, and the prescriptions it received.
+
+    ``attributes`` keeps the event as posted (original column names); ``prescriptions`` is the list of
+    prescription objects; ``sent`` says whether some SSE reader has been given it.
+    """
+
+    __tablename__ = "event"
+    __table_args__ = (
+        Index("ix_event_project_prescribed", "project_id", "prescribed", "sent"),
+        {"sqlite_autoincrement": True},
+    )
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    case_pk: Mapped[int] = mapped_column(ForeignKey("case.id", ondelete="CASCADE"), index=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    complete_indicator: Mapped[bool] = mapped_column(Boolean, default=False)
+    prescriptions: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    prescribed: Mapped[bool] = mapped_column(Boolean, default=False)
+    prescribed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    sent: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 def make_engine(url: str) -> Engine:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +33,7 @@ from prcore_core.reading import read_event_log
 from prcore_core.settings import Settings
 from prcore_core.status import REDEFINABLE, PluginStatus, ProjectStatus
 from prcore_core.storage import Storage
+from prcore_core.streaming import StreamingService
 from prcore_core.training import Trainer, columns_of, set_plugin_status, set_project_status
 
 log = logging.getLogger(__name__)
@@ -81,10 +83,13 @@ class PrCore:
         self.executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="prcore")
         self.trainer = Trainer(self.sessions, self.storage, settings, self.executor)
         self._models: dict[tuple[int, str], Plugin] = {}
+        self._models_lock = threading.Lock()
+        self.streaming = StreamingService(self.sessions, self.executor, self._model, self.trainer)
         self._recover()
 
     def close(self) -> None:
-        """Stop background work and release the database."""
+        """Stop background work and release the database (streaming projects are re-activated on restart)."""
+        self.streaming.shutdown_all()
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.engine.dispose()
 
@@ -107,15 +112,11 @@ class PrCore:
                     self.trainer.start(session, project)
                     project.progress_message = "Resumed after a restart"
                     resumed.append((project.id, project.training_run))
-                elif status in (ProjectStatus.ACTIVATING, ProjectStatus.STREAMING, ProjectStatus.SIMULATING):
-                    for plugin in project.plugins:
-                        if plugin.status in (PluginStatus.ACTIVATING, PluginStatus.STREAMING):
-                            set_plugin_status(plugin, PluginStatus.TRAINED)
-                    set_project_status(project, ProjectStatus.TRAINED)
             session.commit()
         for project_id, run in resumed:
             log.warning("Resuming training of project %s interrupted by a restart", project_id)
             self.trainer.submit(project_id, run)
+        self.streaming.recover()
 
     # -- plugins -------------------------------------------------------------------------------------------------
     def available_plugins(self) -> dict[str, dict[str, Any]]:
@@ -212,6 +213,7 @@ class PrCore:
                 record.definition.outcome_definition_negative = False
                 record.definition.treatment_definition = None
             if project is not None:
+                self.streaming.close_stream(project.id, "the columns were redefined")
                 project.training_run += 1  # any job still running for the old definition is now stale
                 for plugin in project.plugins:
                     set_plugin_status(plugin, PluginStatus.WAITING)
@@ -362,6 +364,7 @@ class PrCore:
                 columns, positive_outcome, negative_outcome, treatment
             )
             plugin_parameters, plugin_info = self._plugin_settings(parameters, additional_info)
+            self.streaming.close_stream(project_id, "the project was redefined")
             record.definition.outcome_definition = outcome.to_list() if outcome else None
             record.definition.outcome_definition_negative = negative
             record.definition.treatment_definition = treated.to_list() if treated else None
@@ -375,6 +378,9 @@ class PrCore:
 
     def delete_project(self, project_id: int) -> int:
         """Delete a project with its event log, definition, plugins and files."""
+        with self.sessions() as session:
+            self._project_record(session, project_id)
+        self.streaming.close_stream(project_id, "the project was deleted")
         with self.sessions() as session:
             project = self._project_record(session, project_id)
             record = project.event_log
@@ -394,10 +400,11 @@ class PrCore:
     # -- prescriptions -------------------------------------------------------------------------------------------
     def _model(self, project_id: int, plugin_key: str, model_path: str) -> Plugin:
         cache_key = (project_id, model_path)
-        if cache_key not in self._models:
-            plugin_class = registry.get_plugin_class(plugin_key)
-            self._models[cache_key] = plugin_class.load(self.storage.path(model_path))
-        return self._models[cache_key]
+        with self._models_lock:
+            if cache_key not in self._models:
+                plugin_class = registry.get_plugin_class(plugin_key)
+                self._models[cache_key] = plugin_class.load(self.storage.path(model_path))
+            return self._models[cache_key]
 
     def active_plugins(self, project_id: int) -> list[tuple[PluginState, Plugin]]:
         """The trained, enabled plugins of a project with their loaded models."""
@@ -447,3 +454,40 @@ class PrCore:
             for case, prediction in zip(batch.case_ids, model.predict(batch, context), strict=True):
                 result[str(case)].append(make_prescription(state, prediction, next(counter)))
         return result
+
+    # -- streaming -----------------------------------------------------------------------------------------------
+    def start_streaming(
+        self, project_id: int, mode: str = "streaming", interval: float | None = 1.0, speed: float | None = None,
+        max_events: int | None = None,
+    ) -> Project:  # fmt: skip
+        """Switch a TRAINED project to ``streaming`` (posted events) or ``simulating`` (held-out cases replayed).
+
+        The project goes ``ACTIVATING`` while its plugins load their models, then ``STREAMING``/``SIMULATING``.
+        A simulation posts one event every ``interval`` seconds, or, with ``interval=None``, follows the log's real
+        gaps sped up ``speed`` times; it stops by itself after the last held-out event (or ``max_events``).
+        """
+        self.streaming.start(project_id, mode, interval=interval, speed=speed, max_events=max_events)
+        return self.get_project(project_id)
+
+    def stop_streaming(self, project_id: int) -> Project:
+        """Stop streaming or simulating; the project returns to TRAINED and SSE readers get FINISHED."""
+        self.streaming.stop(project_id)
+        return self.get_project(project_id)
+
+    def clear_stream(self, project_id: int) -> Project:
+        """Stop streaming if needed and delete the project's streamed cases and events."""
+        self.streaming.clear(project_id)
+        return self.get_project(project_id)
+
+    def post_event(self, project_id: int, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Ingest one event of a running case; returns the stored event (seed "Stream Data" ``event``).
+
+        The event is committed before this returns; its prescriptions follow asynchronously through
+        :attr:`broker` (and SSE). ``COMPLETE_INDICATOR: true`` closes the case without prescribing.
+        """
+        return self.streaming.ingest(project_id, event)
+
+    @property
+    def broker(self):
+        """The in-process broker publishing prescribed events per project."""
+        return self.streaming.broker

@@ -172,3 +172,25 @@ def prepare(
     labels.index.name = CASE_ID
     training, held_out, split_time = split_by_start_time(events, training_share)
     return PreparedLog(events, labels, attributes, training, held_out, split_time)
+
+
+def held_out_events(frame: pd.DataFrame, columns: ColumnsDefinition, cases: pd.Index) -> pd.DataFrame:
+    """The raw (text) events of some cases, one row per finished activity, sorted by time across cases.
+
+    This is what a simulation replays: events as a monitoring system would post them (reference 10.2). The
+    frame's ``attrs["time_column"]`` names the column that orders it.
+    """
+    case_id = columns.case_id
+    raw = frame[frame[case_id].astype("string").isin(cases.astype("string"))]
+    parsed = values.parse_log(raw, columns)
+    parsed["_ROW"] = np.arange(len(parsed))
+    kept, _ = transitions.apply_transitions(parsed, columns, detailed=False)
+    time = (columns.column_of(ColumnDefinition.TIMESTAMP) or columns.column_of(ColumnDefinition.START_TIMESTAMP)
+            or columns.column_of(ColumnDefinition.END_TIMESTAMP))  # fmt: skip
+    kept = kept[kept[time].notna()].sort_values([time, "_ROW"], kind="stable")
+    replay = raw.iloc[kept["_ROW"].to_numpy()].reset_index(drop=True)
+    for column in replay.columns:
+        if isinstance(replay[column].dtype, pd.DatetimeTZDtype):  # XES timestamps: send them as ISO text
+            replay[column] = replay[column].map(lambda v: v.isoformat() if pd.notna(v) else None)
+    replay.attrs["time_column"] = time
+    return replay

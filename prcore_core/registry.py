@@ -6,6 +6,7 @@ third-party packages. :func:`register` adds a class at run time (notebooks, test
 
 from __future__ import annotations
 
+import functools
 import logging
 from importlib.metadata import entry_points
 
@@ -31,21 +32,31 @@ def unregister(key: str) -> None:
     _registered.pop(key, None)
 
 
-def available_plugins() -> dict[str, type[Plugin]]:
-    """Every known plugin class by key: entry points first, then run-time registrations."""
+@functools.cache
+def _entry_point_plugins() -> dict[str, type[Plugin]]:
+    """Plugins of the entry-point group, loaded once per process (a broken one is reported once, then skipped)."""
     found: dict[str, type[Plugin]] = {}
     for entry in entry_points(group=GROUP):
         try:
             plugin_class = entry.load()
-        except Exception:  # a broken third-party plugin must not take the workbench down
-            log.exception("Could not load plugin entry point %s", entry.value)
+        except Exception as exc:  # a broken third-party plugin must not take the workbench down
+            log.error("Could not load plugin entry point %s: %s", entry.value, exc)
             continue
         if isinstance(plugin_class, type) and issubclass(plugin_class, Plugin) and plugin_class.key:
             found[plugin_class.key] = plugin_class
         else:
             log.warning("Entry point %s is not a Plugin subclass with a key; ignored", entry.value)
-    found.update(_registered)
-    return dict(sorted(found.items()))
+    return found
+
+
+def refresh() -> None:
+    """Forget the loaded entry points, e.g. after installing a plugin package into the running process."""
+    _entry_point_plugins.cache_clear()
+
+
+def available_plugins() -> dict[str, type[Plugin]]:
+    """Every known plugin class by key: entry points first, then run-time registrations."""
+    return dict(sorted({**_entry_point_plugins(), **_registered}.items()))
 
 
 def resolve_key(key: str, plugins: dict[str, type[Plugin]] | None = None) -> str:
