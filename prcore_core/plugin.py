@@ -93,6 +93,15 @@ class Plugin(param.Parameterized):
             raise errors.InvalidParameterError(f"Invalid parameter for plugin '{cls.key}': {exc}") from None
 
     @classmethod
+    def load_dependencies(cls) -> None:
+        """Import slow, lazily imported libraries (e.g. causalml) now.
+
+        The core calls this once per plugin class, one class at a time, before plugins train in parallel: a first
+        import running in one thread while another thread inspects ``sys.modules`` (as scikit-learn and narwhals do
+        for polars) fails with "partially initialized module".
+        """
+
+    @classmethod
     def validate_additional_info(cls, additional_info: Mapping[str, Any]) -> None:
         """Reject unusable additional info at project creation (raise ``InvalidParameterError``)."""
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from prcore_core import errors, transitions, values
@@ -473,6 +473,14 @@ class StreamingService:
                              e.created_at)
                 for e in session.scalars(query)
             ]  # fmt: skip
+
+    def last_sent_id(self, project_id: int) -> int:
+        """The highest event id some reader was given (0 if none): where a new reader starts."""
+        with self.sessions() as session:
+            found = session.scalar(
+                select(func.max(EventRecord.id)).where(EventRecord.project_id == project_id, EventRecord.sent.is_(True))
+            )
+        return int(found or 0)
 
     def mark_sent(self, event_ids: list[int]) -> None:
         if not event_ids:

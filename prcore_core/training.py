@@ -206,6 +206,8 @@ class Trainer:
             project.progress, project.progress_message = 0.3, f"Training {len(records)} plugin(s)"
             session.commit()
             jobs = [(r.id, plugin_classes[r.key], dict(r.parameters), dict(r.additional_info)) for r in records]
+        for _, plugin_class, _, _ in jobs:
+            plugin_class.load_dependencies()
         for plugin_id, plugin_class, plugin_parameters, info in jobs:
             self.executor.submit(
                 self._train_plugin, project_id, run, plugin_id, plugin_class, plugin_parameters, info, definition

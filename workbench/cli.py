@@ -39,6 +39,21 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """Serve the dashboard and the REST/SSE endpoints."""
+    import os
+
+    from workbench.server import PortInUseError, serve
+
+    try:
+        serve(host=args.host, port=args.port, data_dir=args.data_dir, database_url=args.database_url,
+              token=args.token or os.environ.get("PRCORE_API_TOKEN"), show=args.show)  # fmt: skip
+    except PortInUseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="prcore-workbench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -48,6 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=0, help="random seed of the demo log")
     demo.add_argument("--timeout", type=float, default=600, help="seconds to wait for training")
     demo.set_defaults(handler=_demo)
+    serve = commands.add_parser("serve", help="serve the dashboard and the REST/SSE endpoints in one process")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--data-dir", default=None, help="data directory (default PRCORE_DATA_DIR or ./prcore-data)")
+    serve.add_argument("--database-url", default=None, help="SQLAlchemy URL (default SQLite in the data directory)")
+    serve.add_argument("--token", default=None, help="API token (default PRCORE_API_TOKEN, else generated once)")
+    serve.add_argument("--show", action="store_true", help="open the dashboard in a browser")
+    serve.set_defaults(handler=_serve)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -1,0 +1,311 @@
+"""The real server over HTTP: the seeds' three endpoints, streaming control, SSE with resume, auth, bad input.
+
+A project is trained on the demo log through the facade, then ``prcore-workbench serve`` runs as a separate
+process on the same data directory, and the tests talk to it with ``requests`` and ``sseclient-py``.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+import sseclient
+
+from prcore_core import PrCore
+
+TOKEN = "test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data_dir, port):
+        self.data_dir, self.port = data_dir, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "serve", "--port", str(self.port), "--data-dir",
+             str(self.data_dir), "--token", TOKEN],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{self.url}/project/0", headers=AUTH, timeout=1)
+                return self
+            except requests.ConnectionError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(self.process.stdout.read())
+                time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.stdout.read() if self.process else ""
+
+    def get(self, path, **kwargs):
+        return requests.get(self.url + path, headers=kwargs.pop("headers", AUTH), timeout=30, **kwargs)
+
+    def post(self, path, **kwargs):
+        return requests.post(self.url + path, headers=kwargs.pop("headers", AUTH), timeout=30, **kwargs)
+
+    def put(self, path, **kwargs):
+        return requests.put(self.url + path, headers=kwargs.pop("headers", AUTH), timeout=30, **kwargs)
+
+    def wait_status(self, project_id, status, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            current = self.get(f"/project/{project_id}").json()["project"]["status"]
+            if current == status:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"project {project_id} is {current}, not {status}")
+
+
+class Reader:
+    """An SSE client in a thread, collecting (event, id, data) into a queue."""
+
+    def __init__(self, server, project_id, last_event_id=None, path="streaming", query=""):
+        headers = dict(AUTH)
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        self.response = requests.get(f"{server.url}/project/{project_id}/{path}/result{query}", headers=headers,
+                                     stream=True, timeout=(5, 60))  # fmt: skip
+        self.items: queue.Queue = queue.Queue()
+        if self.response.status_code == 200:
+            threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        try:
+            for event in sseclient.SSEClient(self.response).events():
+                self.items.put((event.event, event.id, event.data))
+        except Exception as exc:  # connection closed
+            self.items.put(("closed", None, str(exc)))
+        self.items.put(("closed", None, ""))
+
+    def until(self, predicate, timeout=30):
+        seen, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                item = self.items.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            seen.append(item)
+            if predicate(item, seen):
+                return seen
+        raise AssertionError(f"condition not met; saw {seen}")
+
+    def messages(self, seen):
+        return [event for kind, _, data in seen if kind == "message" for event in json.loads(data)]
+
+    def close(self):
+        self.response.close()
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory):
+    from prcore_core.demo import generate_demo_log
+
+    directory = tmp_path_factory.mktemp("served")
+    demo = generate_demo_log(n_cases=500, seed=5)
+    with PrCore(data_dir=directory) as core:
+        event_log = core.upload_event_log(demo.to_csv(), filename="loans.csv")
+        core.set_columns_definition(event_log.id, demo.columns_definition, demo.case_attributes)
+        project = core.create_project(event_log.id, positive_outcome=demo.outcome, treatment=demo.treatment)
+        project.wait_until("TRAINED", 180)
+    return directory, demo
+
+
+@pytest.fixture
+def server(trained_dir, tmp_path):
+    import shutil
+
+    directory, demo = trained_dir
+    copy = tmp_path / "data"
+    shutil.copytree(directory, copy)
+    served = Server(copy, _free_port()).start()
+    yield served
+    served.stop()
+
+
+def _events(demo, index, prefix):
+    case = demo.events["case_id"].unique()[index]
+    rows = demo.events[demo.events["case_id"] == case].astype(object)
+    rows = rows.where(rows.notna(), None).to_dict("records")
+    return [{**row, "case_id": f"{prefix}-{case}"} for row in rows]
+
+
+def test_auth(server):
+    assert server.get("/project/1", headers={}).status_code == 401
+    assert server.get("/project/1", headers={}).json() == {"detail": "Not authenticated"}
+    assert server.get("/project/1", headers={}).headers["WWW-Authenticate"] == "Bearer"
+    wrong = server.get("/project/1", headers={"Authorization": "Bearer nope"})
+    assert (wrong.status_code, wrong.json()) == (401, {"detail": "Invalid token"})
+    assert server.post("/event/1", headers={}, data="{}").status_code == 401
+
+
+def test_check_project_status(server):
+    answer = server.get("/project/1")
+    assert answer.status_code == 200
+    document = answer.json()
+    assert list(document) == ["message", "project"]
+    project = document["project"]
+    assert list(project)[:8] == ["id", "created_at", "updated_at", "name", "description", "status", "event_log",
+                                 "plugins"]  # fmt: skip
+    assert project["status"] == "TRAINED"
+    assert set(project["event_log"]["definition"]) >= {"columns_definition", "outcome_definition",
+                                                       "treatment_definition"}  # fmt: skip
+    assert {p["prescription_type"] for p in project["plugins"]} >= {"NEXT_ACTIVITY"}
+    missing = server.get("/project/999")
+    assert (missing.status_code, missing.json()) == (400, {"detail": "Project not found"})
+
+
+def test_streaming_flow_seeds(server, trained_dir):
+    _, demo = trained_dir
+    not_yet = server.post("/event/1", json=_events(demo, 0, "a")[0])
+    assert (not_yet.status_code, not_yet.json()) == (400, {"detail": "Project not streaming"})
+    assert server.get("/project/1/streaming/result").json() == {"detail": "Project not streaming"}
+    started = server.put("/project/1/stream/start")
+    assert started.json() == {"message": "Project streaming started successfully", "project_id": 1}
+    server.wait_status(1, "STREAMING")
+    reader = Reader(server, 1)
+    assert reader.response.status_code == 200
+    assert reader.response.headers["Content-Type"].startswith("text/event-stream")
+    second = Reader(server, 1)
+    assert (second.response.status_code, second.response.json()) == (
+        400, {"detail": "Project streaming result already be reading"})  # fmt: skip
+    events = _events(demo, 0, "a")
+    answers = []
+    for event in events[:-1]:
+        answer = server.post("/event/1", json=event)
+        assert answer.status_code == 200
+        assert answer.json()["message"] == "Event received successfully"
+        answers.append(answer.json()["event"])
+    last = server.post("/project/1/stream/event", json={**events[-1], "COMPLETE_INDICATOR": True}).json()
+    assert last["message"] == "Event received successfully, this is the last event of the case"
+    first = answers[0]
+    assert set(first) == {"project_id", "attributes", "id", "created_at", "updated_at"}
+    assert first["attributes"]["CASE_ID"] == events[0]["case_id"]
+    assert first["attributes"]["COMPLETE_INDICATOR"] == "False"
+    seen = reader.until(lambda item, seen: len(reader.messages(seen)) >= len(events))
+    assert seen[0][:3] == ("notification", "0", "CONNECTED")
+    delivered = reader.messages(seen)
+    assert [e["id"] for e in delivered] == [a["id"] for a in answers] + [last["event"]["id"]]
+    assert all(kind != "message" or event_id for kind, event_id, _ in seen)
+    message = delivered[0]
+    assert set(message) >= {"id", "timestamp", "case_completed", "data", "prescriptions"}
+    assert message["data"]["case_id"] == events[0]["case_id"]
+    prescription = next(p for p in message["prescriptions"] if p["type"] == "NEXT_ACTIVITY")
+    assert set(prescription) >= {"id", "datetime", "type", "output", "plugin"}
+    assert set(prescription["plugin"]) >= {"name", "description", "accuracy", "precision", "recall"}
+    assert delivered[-1]["case_completed"] is True and delivered[-1]["prescriptions"] == []
+    stopped = server.put("/project/1/stream/stop").json()
+    assert stopped == {"message": "Project streaming stopped successfully", "project_id": 1}
+    reader.until(lambda item, seen: item[0] == "notification" and item[2] == "FINISHED")
+    server.wait_status(1, "TRAINED")
+
+
+def test_resume_with_last_event_id_and_backlog(server, trained_dir):
+    _, demo = trained_dir
+    server.put("/project/1/stream/start")
+    server.wait_status(1, "STREAMING")
+    events = _events(demo, 1, "b")[:5]
+    ids = [server.post("/event/1", json=e).json()["event"]["id"] for e in events[:3]]
+    reader = Reader(server, 1)  # backlog: prescribed while nobody was reading
+    seen = reader.until(lambda item, seen: len(reader.messages(seen)) >= 3)
+    assert [e["id"] for e in reader.messages(seen)] == ids
+    reader.close()
+    time.sleep(0.3)
+    ids += [server.post("/event/1", json=e).json()["event"]["id"] for e in events[3:]]
+    resumed = Reader(server, 1, last_event_id=ids[1], path="stream", query="?format=prcore")
+    seen = resumed.until(lambda item, seen: len(resumed.messages(seen)) >= 3)
+    delivered = resumed.messages(seen)
+    assert [e["id"] for e in delivered] == ids[2:]  # exactly what it missed, nothing twice
+    assert isinstance(delivered[0]["prescriptions"], dict)
+    assert "knn-next-activity" in delivered[0]["prescriptions"]
+
+
+def test_restart_between_posting_and_reading(server, trained_dir):
+    _, demo = trained_dir
+    server.put("/project/1/stream/start")
+    server.wait_status(1, "STREAMING")
+    ids = [server.post("/event/1", json=e).json()["event"]["id"] for e in _events(demo, 2, "c")[:4]]
+    server.stop()
+    server.start()
+    server.wait_status(1, "STREAMING")
+    reader = Reader(server, 1)
+    seen = reader.until(lambda item, seen: len(reader.messages(seen)) >= 4)
+    assert [e["id"] for e in reader.messages(seen)] == ids
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "detail"),
+    [
+        ("{not json", 400, "The request body is not valid JSON"),
+        ("[1, 2]", 400, "The event must be a JSON object"),
+        ("", 400, "The request body is empty"),
+    ],
+)
+def test_malformed_bodies(server, data, status, detail):
+    server.put("/project/1/stream/start")
+    server.wait_status(1, "STREAMING")
+    answer = server.post("/event/1", data=data)
+    assert answer.status_code == status
+    assert answer.json()["detail"].startswith(detail)
+
+
+def test_invalid_events_and_control(server, trained_dir):
+    _, demo = trained_dir
+    assert server.put("/project/1/stream/start/trained").json() == {"detail": "Invalid streaming type"}
+    assert server.put("/project/1/stream/stop").json() == {"detail": "Streaming not started"}
+    server.put("/project/1/stream/start/streaming")
+    server.wait_status(1, "STREAMING")
+    assert server.put("/project/1/stream/start").json() == {"detail": "Streaming already started"}
+    event = _events(demo, 3, "d")[0]
+    bad_time = server.post("/event/1", json={**event, "timestamp": "31/31/2024 25:61"})
+    assert bad_time.status_code == 400 and bad_time.json()["detail"].startswith("Invalid datetime value for timestamp")
+    missing = server.post("/event/1", json={k: v for k, v in event.items() if k != "activity"})
+    assert missing.json() == {"detail": "Missing pre-defined column activity"}
+    wrong_type = server.post("/event/1", json={**event, "credit_score": "excellent"})
+    assert wrong_type.json()["detail"].startswith("Invalid number value for credit_score")
+    assert server.post("/event/999", json=event).json() == {"detail": "Project not found"}
+    cleared = server.put("/project/1/stream/clear").json()
+    assert cleared == {"message": "Project stream data is cleared successfully", "project_id": 1}
+    server.wait_status(1, "TRAINED")
+
+
+def test_simulation_over_http(server):
+    started = server.put("/project/1/stream/start/simulating?interval=0&max_events=40")
+    assert started.status_code == 200
+    reader = Reader(server, 1)
+    seen = reader.until(lambda item, seen: item[2] == "FINISHED", timeout=60)
+    assert len(reader.messages(seen)) == 40
+    server.wait_status(1, "TRAINED")
+
+
+def test_port_in_use_is_refused(server):
+    taken = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "serve", "--port", str(server.port), "--data-dir",
+         str(server.data_dir)], capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert taken.returncode == 2
+    assert f"Port {server.port} on 127.0.0.1 is already in use" in taken.stderr
