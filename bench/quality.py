@@ -25,13 +25,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ingest import PRESETS, preset_for  # noqa: E402
+from ingest import PRESETS, preset_for
 
-from prcore_core import PrCore  # noqa: E402
-from prcore_core.context import PredictionContext  # noqa: E402
-from prcore_core.dataset import CASE_ID, PrefixBatch  # noqa: E402
-from prcore_core.db import ProjectRecord  # noqa: E402
-from prcore_core.training import columns_of, project_definition_of  # noqa: E402
+from prcore_core import PrCore
+from prcore_core.context import PredictionContext
+from prcore_core.dataset import CASE_ID, PrefixBatch
+from prcore_core.db import ProjectRecord
+from prcore_core.training import columns_of, project_definition_of
 
 RESOURCES = [f"Resource_{chr(ord('A') + i)}" for i in range(26)]  # reference 14: 26 resources, one hour
 ADDITIONAL_INFO = {"resource-allocation": {"available_resources": RESOURCES, "treatment_duration": "1h"}}

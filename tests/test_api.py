@@ -309,3 +309,28 @@ def test_port_in_use_is_refused(server):
     )  # fmt: skip
     assert taken.returncode == 2
     assert f"Port {server.port} on 127.0.0.1 is already in use" in taken.stderr
+
+
+def test_from_file_to_project_over_http(server, trained_dir):
+    _, demo = trained_dir
+    uploaded = server.post("/event_log", files={"file": ("loans.csv", demo.to_csv(separator=";"))},
+                           data={"separator": ";"})  # fmt: skip
+    assert uploaded.status_code == 200, uploaded.text
+    body = uploaded.json()
+    assert body["message"] == "Event log uploaded"
+    assert body["columns_header"][:3] == ["case_id", "activity", "timestamp"]
+    assert body["columns_inferred_definition"][:3] == ["CASE_ID", "ACTIVITY", "TIMESTAMP"]
+    assert len(body["columns_data"]) == 5
+    bad = server.post("/event_log", files={"file": ("notes.txt", b"hello")})
+    assert (bad.status_code, bad.json()) == (400, {"detail": "No valid event log provided"})
+    event_log_id = body["event_log_id"]
+    wrong = server.put(f"/event_log/{event_log_id}", json={"columns_definition": {"case_id": "CASE_ID"}})
+    assert wrong.json() == {"detail": "No activity column found"}
+    defined = server.put(f"/event_log/{event_log_id}", json={"columns_definition": demo.columns_definition,
+                                                              "case_attributes": demo.case_attributes})  # fmt: skip
+    assert defined.json()["message"] == "Event log updated"
+    created = server.post("/project", json={"event_log_id": event_log_id, "positive_outcome": demo.outcome})
+    assert created.status_code == 200
+    project = created.json()["project"]
+    assert project["status"] == "PREPROCESSING"
+    server.wait_status(project["id"], "TRAINED", timeout=120)

@@ -6,6 +6,8 @@ from the core's broker and are handed to the loop with ``IOLoop.add_callback``.
 
 Endpoints (seeds "Check Project Status", "Stream Data", "Get Prescriptions"; reference 2.20-2.25):
 
+* ``POST /event_log`` (multipart ``file``, ``separator``), ``PUT /event_log/{id}`` (columns definition),
+  ``POST /project`` (outcome and treatment definitions): enough of PrCore's API to go from a file to a project
 * ``GET /project/{id}``
 * ``POST /event/{id}`` (alias ``POST /project/{id}/stream/event``)
 * ``PUT /project/{id}/stream/start``, ``PUT /project/{id}/stream/start/{streaming|simulating}``
@@ -129,6 +131,50 @@ class ProjectHandler(ApiHandler):
     async def get(self, project_id: str) -> None:
         project = await self.call(self.core.get_project, int(project_id))
         self.send({"message": "Project retrieved successfully", "project": project.to_dict()})
+
+
+class EventLogUploadHandler(ApiHandler):
+    """``POST /event_log``: multipart ``file`` (csv/xes/zip/gz) and ``separator`` (reference 2.1)."""
+
+    async def post(self) -> None:
+        files = self.request.files.get("file")
+        if not files:
+            raise errors.InvalidEventLogError(errors.EVENT_LOG_INVALID)
+        upload = files[0]
+        separator = self.get_body_argument("separator", None) or self.get_body_argument("seperator", None)
+        event_log = await self.call(self.core.upload_event_log, upload["body"], upload["filename"], separator)
+        self.send(event_log.upload_response())
+
+
+class EventLogDefinitionHandler(ApiHandler):
+    """``PUT /event_log/{id}``: the columns definition (reference 2.2)."""
+
+    async def put(self, event_log_id: str) -> None:
+        body = self.json_body()
+        if not isinstance(body, dict) or not isinstance(body.get("columns_definition"), dict):
+            raise errors.InvalidColumnsDefinitionError(errors.INVALID_COLUMN_DEFINITION)
+        allowed = {"case_attributes", "fast_mode", "start_transition", "complete_transition", "abort_transition"}
+        options = {k: v for k, v in body.items() if k in allowed and v is not None}
+        analysis = await self.call(self.core.set_columns_definition, int(event_log_id), body["columns_definition"],
+                                   **options)  # fmt: skip
+        self.send(analysis)
+
+
+class ProjectCreateHandler(ApiHandler):
+    """``POST /project``: outcome/treatment definitions, plugin parameters and info (reference 2.12)."""
+
+    async def post(self) -> None:
+        body = self.json_body()
+        if not isinstance(body, dict) or "event_log_id" not in body:
+            raise errors.InvalidConditionError("event_log_id is required")
+        try:
+            event_log_id = int(body["event_log_id"])
+        except (TypeError, ValueError):
+            raise errors.InvalidConditionError("event_log_id must be an integer") from None
+        keys = ("positive_outcome", "negative_outcome", "treatment", "parameters", "additional_info", "name",
+                "description")  # fmt: skip
+        project = await self.call(self.core.create_project, event_log_id, **{k: body.get(k) for k in keys})
+        self.send({"message": "Project created successfully", "project": project.to_dict(), "result_key": None})
 
 
 class EventHandler(ApiHandler):
@@ -282,6 +328,9 @@ def routes(core: PrCore, token: str, pool: Executor) -> list[tuple]:
     """The ``extra_patterns`` for ``pn.serve``."""
     options = {"core": core, "token": token, "pool": pool}
     return [
+        (r"/event_log", EventLogUploadHandler, options),
+        (r"/event_log/(\d+)", EventLogDefinitionHandler, options),
+        (r"/project", ProjectCreateHandler, options),
         (r"/project/(\d+)", ProjectHandler, options),
         (r"/event/(\d+)", EventHandler, options),
         (r"/project/(\d+)/stream/event", EventHandler, options),

@@ -16,6 +16,10 @@ from workbench import api
 log = logging.getLogger(__name__)
 
 
+#: Largest request body (event log upload) accepted over REST.
+MAX_UPLOAD_BYTES = 1024 * 1024 * 1024
+
+
 class PortInUseError(RuntimeError):
     """The port is taken by another process."""
 
@@ -53,6 +57,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data_dir=None, database_url
         start=False,
         title="PrCore Workbench",
         extra_patterns=api.routes(core, token, pool),
+        http_server_kwargs={"max_buffer_size": MAX_UPLOAD_BYTES, "max_body_size": MAX_UPLOAD_BYTES},
         verbose=False,
     )
     loop = server.io_loop
