@@ -49,7 +49,7 @@ class Server:
                 return self
             except requests.ConnectionError:
                 if self.process.poll() is not None:
-                    raise RuntimeError(self.process.stdout.read())
+                    raise RuntimeError(self.process.stdout.read()) from None
                 time.sleep(0.2)
         raise RuntimeError("server did not start")
 
@@ -139,7 +139,7 @@ def trained_dir(tmp_path_factory):
 def server(trained_dir, tmp_path):
     import shutil
 
-    directory, demo = trained_dir
+    directory, _ = trained_dir
     copy = tmp_path / "data"
     shutil.copytree(directory, copy)
     served = Server(copy, _free_port()).start()
