@@ -20,6 +20,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from prcore_core import errors, registry, transitions, values
+from prcore_core.analysis import DefinedLog
 from prcore_core.columns import ColumnsDefinition, validate_columns_definition
 from prcore_core.conditions import CaseDefinition
 from prcore_core.context import PredictionContext, StoredState
@@ -84,6 +85,7 @@ class PrCore:
         self.trainer = Trainer(self.sessions, self.storage, settings, self.executor)
         self._models: dict[tuple[int, str], Plugin] = {}
         self._models_lock = threading.Lock()
+        self._defined_logs: dict[int, tuple] = {}
         self.streaming = StreamingService(self.sessions, self.executor, self._model, self.trainer)
         self._recover()
 
@@ -240,6 +242,29 @@ class PrCore:
             "outcome_options": columns.outcome_columns,
             "treatment_options": columns.condition_columns,
         }
+
+    def defined_log(self, event_log_id: int) -> DefinedLog:
+        """The parsed, defined log for live questions (case counts, values, process map); cached per definition."""
+        with self.sessions() as session:
+            record = self._event_log_record(session, event_log_id)
+            if record.definition is None:
+                raise errors.StateError(errors.EVENT_LOG_DEFINITION_NOT_FOUND)
+            columns = columns_of(record)
+            key = (event_log_id, record.definition.updated_at or record.definition.created_at)
+            data_path = record.data_path
+        with self._models_lock:
+            cached = self._defined_logs.get(event_log_id)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+        defined = DefinedLog.build(self.storage.read_frame(data_path), columns)
+        with self._models_lock:
+            self._defined_logs[event_log_id] = (key, defined)
+        return defined
+
+    def count_matching_cases(self, event_log_id: int, definition) -> tuple[int, int]:
+        """``(matching, total)``: how many cases an outcome or treatment definition labels positive (live counts)."""
+        defined = self.defined_log(event_log_id)
+        return defined.count_matching(definition), defined.n_cases
 
     # -- projects ------------------------------------------------------------------------------------------------
     def _plugin_settings(self, parameters, additional_info) -> tuple[dict, dict]:
