@@ -50,6 +50,7 @@ module stays fast; a fitted plugin predicts without importing it again beyond wh
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Any
 
@@ -72,6 +73,15 @@ from prcore_core.dataset import (
 from prcore_core.encoding import ENCODINGS, PrefixEncoder, blocks_for
 from prcore_core.metrics import by_prefix_length
 from prcore_core.plugin import Plugin, PrescriptionType, Progress, no_progress, null_output
+
+with contextlib.suppress(ImportError):  # polars is an optional dependency of causalml; see the note below
+    import polars  # noqa: F401
+
+# Note: causalml imports polars. scikit-learn tells data frames apart by looking polars up in ``sys.modules``
+# (``sklearn.utils._dataframe``) without importing it, so a first import of polars in one training thread makes a
+# scikit-learn call in another thread fail ("partially initialized module 'polars' has no attribute 'DataFrame'").
+# Importing polars here, when the plugin registry loads this module (0.2 s), closes that window; causalml itself
+# stays lazy.
 
 LEARNERS = ("T", "S", "X", "R")
 BASE_LEARNERS = ("hist_gradient_boosting", "random_forest", "logistic_regression")
@@ -124,10 +134,8 @@ class _Classifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X):
-        if self.constant_ is not None:
-            positive = np.full(len(X), self.constant_)
-        else:
-            positive = self.model.predict_proba(X)[:, 1]
+        constant = self.constant_
+        positive = np.full(len(X), constant) if constant is not None else self.model.predict_proba(X)[:, 1]
         return np.column_stack([1.0 - positive, positive])
 
     def predict(self, X):
@@ -196,12 +204,25 @@ def _meta_learner(learner: str, base: str, n_estimators: int, seed: int):
     return BaseRClassifier(outcome_learner=classifier(), effect_learner=regressor(), n_fold=3, random_state=seed)
 
 
-def _propensity_model():
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+class _Propensity:
+    """``e(x) = P(W = 1 | prefix)`` by standardised L2 logistic regression, evaluated with plain numpy afterwards
+    (a single-row scikit-learn pipeline call costs about a millisecond of input validation)."""
 
-    return _Classifier(make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300)))
+    def fit(self, X, treatment) -> _Propensity:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(X)
+        model = LogisticRegression(C=0.1, max_iter=300).fit(scaler.transform(X), treatment)
+        self.mean_ = scaler.mean_.astype(np.float64)
+        self.scale_ = scaler.scale_.astype(np.float64)
+        self.coef_ = model.coef_[0].astype(np.float64)
+        self.intercept_ = float(model.intercept_[0])
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        z = ((np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))
 
 
 _CONTROLLER: list = []
@@ -257,21 +278,26 @@ class CausalTreatmentEffect(Plugin):
     needs_outcome = True
     needs_treatment = True
 
-    learner = param.Selector(default="T", objects=list(LEARNERS),
-                             doc="causalml meta-learner: T (two outcome models), S (one model with the treatment as "
-                                 "a feature), X or R (both also use the propensity).")  # fmt: skip
-    base_learner = param.Selector(default="hist_gradient_boosting", objects=list(BASE_LEARNERS),
-                                  doc="scikit-learn model inside the meta-learner.")  # fmt: skip
-    n_estimators = param.Integer(default=60, bounds=(10, 500),
-                                 doc="Boosting iterations or trees of the base learner.")  # fmt: skip
+    learner = param.Selector(
+        default="T", objects=list(LEARNERS),
+        doc="causalml meta-learner: T (two outcome models), S (one model with the treatment as a feature), X or R "
+            "(both also use the propensity).",
+    )  # fmt: skip
+    base_learner = param.Selector(
+        default="hist_gradient_boosting", objects=list(BASE_LEARNERS), doc="scikit-learn model inside the meta-learner."
+    )
+    n_estimators = param.Integer(default=60, bounds=(10, 500), doc="Boosting iterations or trees of the base learner.")
     encoding = param.Selector(default="COMBINED", objects=list(ENCODINGS), doc="How prefixes become features.")
     history = param.Integer(default=3, bounds=(1, 50), doc="Last activities encoded by SIMPLE_INDEX/COMBINED.")
-    max_training_prefixes = param.Integer(default=20_000, bounds=(500, None),
-                                          doc="Training prefixes kept, sampled by whole cases, to bound time.")  # fmt: skip
-    min_propensity = param.Number(default=0.01, bounds=(0.0, 0.5),
-                                  doc="Prefixes treated less often than this in comparable training prefixes are "
-                                      "outside overlap: their effect is extrapolated and never recommended.")  # fmt: skip
-    seed = param.Integer(default=42, doc="Seed of the case sample and the base learners.")
+    max_training_prefixes = param.Integer(
+        default=20_000, bounds=(500, None), doc="Training prefixes kept (spread over as many cases as possible)."
+    )
+    min_propensity = param.Number(
+        default=0.01, bounds=(0.0, 0.5),
+        doc="Prefixes treated less often than this in comparable training prefixes are outside overlap: their effect "
+            "is extrapolated and never recommended.",
+    )  # fmt: skip
+    seed = param.Integer(default=42, doc="Seed of the prefix sample and the base learners.")
 
     # -- applicability -------------------------------------------------------------------------------------------
     @classmethod
@@ -327,8 +353,8 @@ class CausalTreatmentEffect(Plugin):
         progress(0.2, f"Fitting the propensity model on {len(batch):,} prefixes of {self.n_training_cases_:,} cases")
         with warnings.catch_warnings(), _one_thread():
             warnings.simplefilter("ignore")  # convergence and causalml's logging of metrics are noise here
-            self.propensity_ = _propensity_model().fit(features, treatment)
-            propensity = np.clip(self.propensity_.predict_proba(features)[:, 1], _PROPENSITY_CLIP, 1 - _PROPENSITY_CLIP)
+            self.propensity_ = _Propensity().fit(features, treatment)
+            propensity = np.clip(self.propensity_.predict(features), _PROPENSITY_CLIP, 1 - _PROPENSITY_CLIP)
             progress(0.35, f"Fitting the {self.learner}-learner ({self.base_learner})")
             from joblib import parallel_config
 
@@ -346,7 +372,7 @@ class CausalTreatmentEffect(Plugin):
         """``(p1, p0, e)``: outcome probability if treated, if untreated, and the propensity, per row."""
         with warnings.catch_warnings(), _one_thread():
             warnings.simplefilter("ignore")
-            raw_e = self.propensity_.predict_proba(features)[:, 1]
+            raw_e = self.propensity_.predict(features)
             e = np.clip(raw_e, _PROPENSITY_CLIP, 1 - _PROPENSITY_CLIP)
             model = self.model_
             if self.learner in ("T", "S"):
@@ -381,9 +407,9 @@ class CausalTreatmentEffect(Plugin):
             treated, untreated = round(treated, 4), round(untreated, 4)
             cate = round(treated - untreated, 4)
             overlap = propensity >= self.min_propensity
+            output = {"proba_if_treated": treated, "proba_if_untreated": untreated, "cate": cate}
             result = {
-                "output": {"proba_if_treated": treated, "proba_if_untreated": untreated, "cate": cate,
-                           "treatment": self.treatment_definition_},  # fmt: skip
+                "output": {**output, "treatment": self.treatment_definition_},
                 "recommend_treatment": bool(cate > 0 and overlap),
                 "propensity": round(propensity, 4),
                 "overlap": bool(overlap),
@@ -440,7 +466,8 @@ class CausalTreatmentEffect(Plugin):
             else None  # fmt: skip
 
         def bucket(y, w, cate):
-            return {"qini": _qini_auuc(y, w, cate)[0], "treated": int(w.sum()), "mean_cate": round(float(cate.mean()), 4)}
+            qini = _qini_auuc(y, w, cate)[0]
+            return {"qini": qini, "treated": int(w.sum()), "mean_cate": round(float(cate.mean()), 4)}
 
         progress(0.8, "Qini by prefix length")
         return {
