@@ -24,6 +24,8 @@ TIMESTAMP = "TIMESTAMP"
 START_TIMESTAMP = "START_TIMESTAMP"
 END_TIMESTAMP = "END_TIMESTAMP"
 RESOURCE = "RESOURCE"
+#: Separates a prefix number from the case id when separately given prefixes share one event table.
+PREFIX_MARK = "\x1f"
 OUTCOME = "OUTCOME"
 TREATMENT = "TREATMENT"
 #: Per event: has the outcome (treatment) definition already been satisfied by this event or an earlier one?
@@ -91,7 +93,7 @@ class PrefixBatch:
         """A batch from separate prefix tables (e.g. streamed cases), one prefix per table."""
         frames, ends, offset = [], [], 0
         for number, prefix in enumerate(prefixes):
-            prefix = sort_events(prefix.assign(**{CASE_ID: f"{number}\x1f" + prefix[CASE_ID].astype(str)}))
+            prefix = sort_events(prefix.assign(**{CASE_ID: f"{number}{PREFIX_MARK}" + prefix[CASE_ID].astype(str)}))
             frames.append(prefix)
             offset += len(prefix)
             ends.append(offset - 1)
@@ -101,6 +103,11 @@ class PrefixBatch:
     @property
     def case_ids(self) -> np.ndarray:
         return self.events[CASE_ID].to_numpy()[self.ends]
+
+    @property
+    def source_case_ids(self) -> list[str]:
+        """The real case id of each prefix (without the ``"<n>\x1f"`` mark of separately given prefixes)."""
+        return [str(c).split(PREFIX_MARK, 1)[-1] for c in self.case_ids]
 
     @property
     def lengths(self) -> np.ndarray:

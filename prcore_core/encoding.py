@@ -7,11 +7,15 @@ length and could not predict unseen lengths, reference 13.1 #25). The features, 
   ordinal codes that make distances meaningless);
 * ``counts``: how often each activity occurred so far (``FREQUENCY_BASED``), or whether it did (``BOOLEAN``);
 * ``time``: prefix length, elapsed time since the case started, time since the previous event, weekday and hour;
+* ``duration``: how long the last event took (end minus start), for logs with start and end times;
 * ``resource``: the last event's resource, one-hot over the frequent ones;
 * ``attributes``: case attributes and the latest value of event attributes, by family.
 
 Activities and values never seen in training are not dropped and never take another value's code: they fall into
 an explicit "unseen" column. Everything is computed vectorised over the event table of a batch.
+
+Durations are logarithms of ``1 + time`` in the encoder's ``time_unit`` (hours by default); the unit changes the
+shape of the scale (seconds spread short gaps apart, which suits distance-based models) and the feature names.
 """
 
 from __future__ import annotations
@@ -23,11 +27,26 @@ import numpy as np
 import pandas as pd
 
 from prcore_core.columns import Family
-from prcore_core.dataset import ACTIVITY, CASE_ID, RESOURCE, Attribute, PrefixBatch, order_time_column
+from prcore_core.dataset import (
+    ACTIVITY,
+    CASE_ID,
+    END_TIMESTAMP,
+    RESOURCE,
+    START_TIMESTAMP,
+    Attribute,
+    PrefixBatch,
+    order_time_column,
+)
 
 UNSEEN = "<unseen>"
 ENCODINGS = ("COMBINED", "SIMPLE_INDEX", "BOOLEAN", "FREQUENCY_BASED")
-_SECONDS_PER_HOUR = 3600.0
+#: Every feature block an encoder can produce (``blocks_for`` names the usual combinations).
+BLOCKS = ("last", "counts", "presence", "time", "duration", "resource", "attributes")
+#: Units the ``time`` and ``duration`` blocks can measure in, as seconds.
+TIME_UNITS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0}
+_EPOCH = pd.Timestamp(0, tz="UTC")
+#: Below this many values, codes are looked up in a dictionary (pandas' conversion costs ~1 ms whatever the size).
+_SMALL = 256
 
 
 def blocks_for(encoding: str) -> tuple[str, ...]:
@@ -46,10 +65,25 @@ class _Categories:
 
     def codes(self, series: pd.Series) -> np.ndarray:
         """Codes ``0..n-1`` for known values, ``n`` for unseen ones, ``-1`` for missing."""
+        if len(series) <= _SMALL:
+            return self._small_codes(series)
         text = series.astype("string")
         codes = pd.Index(self.values, dtype="string").get_indexer(text).astype(np.int64)
         codes[(codes < 0) & text.notna().to_numpy()] = len(self.values)
         return codes
+
+    def _small_codes(self, series: pd.Series) -> np.ndarray:
+        lookup = self.__dict__.get("_lookup")
+        if lookup is None:
+            lookup = self.__dict__["_lookup"] = {value: code for code, value in enumerate(self.values)}
+        unseen = len(self.values)
+        raw = series.to_numpy(dtype=object, na_value=None)
+        return np.fromiter(
+            (-1 if v is None or v is pd.NA or v != v else lookup.get(str(v), unseen) for v in raw), np.int64, len(raw)
+        )
+
+    def __getstate__(self):
+        return {"values": self.values}
 
 
 def _one_hot(codes: np.ndarray, width: int) -> np.ndarray:
@@ -57,6 +91,13 @@ def _one_hot(codes: np.ndarray, width: int) -> np.ndarray:
     valid = codes >= 0
     out[np.flatnonzero(valid), codes[valid]] = 1.0
     return out
+
+
+def _seconds(time: pd.Series) -> np.ndarray:
+    """Seconds since the epoch as floats (``NaN`` for missing), whatever the resolution of the datetime column."""
+    if not isinstance(time.dtype, pd.DatetimeTZDtype):
+        time = pd.to_datetime(time, utc=True, errors="coerce")
+    return (time - _EPOCH).dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _case_starts(case: np.ndarray) -> np.ndarray:
@@ -78,6 +119,8 @@ class PrefixEncoder:
         How many last activities the ``last`` block encodes.
     max_categories
         Most frequent values kept per text attribute and for resources; the rest share an "other" column.
+    time_unit
+        Unit of the ``time`` and ``duration`` blocks' durations (a key of ``TIME_UNITS``), before ``log1p``.
 
     Examples
     --------
@@ -88,14 +131,27 @@ class PrefixEncoder:
     [[0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0]]
     """
 
-    def __init__(self, blocks: Sequence[str] = blocks_for("COMBINED"), history: int = 3, max_categories: int = 20):
+    def __init__(
+        self,
+        blocks: Sequence[str] = blocks_for("COMBINED"),
+        history: int = 3,
+        max_categories: int = 20,
+        time_unit: str = "hours",
+    ):
+        unknown = sorted(set(blocks) - set(BLOCKS))
+        if unknown:
+            raise ValueError(f"Unknown feature block(s) {', '.join(unknown)}; known: {', '.join(BLOCKS)}")
+        if time_unit not in TIME_UNITS:
+            raise ValueError(f"Unknown time unit {time_unit!r}; known: {', '.join(TIME_UNITS)}")
         self.blocks = tuple(blocks)
         self.history = history
         self.max_categories = max_categories
+        self.time_unit = time_unit
 
     def fit(self, events: pd.DataFrame, attributes: Sequence[Attribute] = ()) -> PrefixEncoder:
         """Learn activities, frequent values and numeric scales from training events."""
         self.activities_ = _Categories(sorted(events[ACTIVITY].dropna().astype(str).unique()))
+        self.durations_ = START_TIMESTAMP in events.columns and END_TIMESTAMP in events.columns
         self.resources_ = None
         if RESOURCE in events.columns:
             self.resources_ = _Categories(self._frequent(events[RESOURCE]))
@@ -119,43 +175,78 @@ class PrefixEncoder:
         return sorted(counts.index[: self.max_categories])
 
     def _names(self) -> list[str]:
+        """Feature names; also sets ``feature_blocks_`` and ``feature_kinds_`` (one per feature)."""
         acts = [*self.activities_.values, UNSEEN]
-        names: list[str] = []
+        columns: list[tuple[str, str, str]] = []  # (name, block, kind)
+
+        def add(block: str, kind: str, names) -> None:
+            columns.extend((name, block, kind) for name in names)
+
         if "last" in self.blocks:
-            names += [f"last_{k}={a}" for k in range(1, self.history + 1) for a in acts]
+            add("last", "binary", [f"last_{k}={a}" for k in range(1, self.history + 1) for a in acts])
         if "counts" in self.blocks:
-            names += [f"count={a}" for a in acts]
+            add("counts", "count", [f"count={a}" for a in acts])
         if "presence" in self.blocks:
-            names += [f"seen={a}" for a in acts]
+            add("presence", "binary", [f"seen={a}" for a in acts])
+        unit = self._unit
         if "time" in self.blocks:
-            names += ["prefix_length", "log_elapsed_hours", "log_hours_since_previous", "weekday", "hour"]
+            time_names = ["prefix_length", f"log_elapsed_{unit}", f"log_{unit}_since_previous", "weekday", "hour"]
+            add("time", "number", time_names)
+        if "duration" in self.blocks and self.durations_:
+            add("duration", "number", [f"log_duration_{unit}"])
         if "resource" in self.blocks and self.resources_ is not None:
-            names += [f"resource={r}" for r in [*self.resources_.values, UNSEEN]]
+            add("resource", "binary", [f"resource={r}" for r in [*self.resources_.values, UNSEEN]])
         if "attributes" in self.blocks:
             for attribute, kind, state in self.attributes_:
                 if kind == "number":
-                    names += [attribute.name, f"{attribute.name}:missing"]
+                    add("attributes", "number", [attribute.name])
+                    add("attributes", "binary", [f"{attribute.name}:missing"])
                 else:
-                    names += [f"{attribute.name}={v}" for v in [*state.values, UNSEEN]]
-        return names
+                    add("attributes", "binary", [f"{attribute.name}={v}" for v in [*state.values, UNSEEN]])
+        #: The block of each feature (``"last"``, ``"counts"``, ...) and its kind (``"binary"``, ``"count"``,
+        #: ``"number"``), e.g. to scale or weight blocks for distance-based models.
+        self.feature_blocks_ = [block for _, block, _ in columns]
+        self.feature_kinds_ = [kind for _, _, kind in columns]
+        return [name for name, _, _ in columns]
+
+    @property
+    def _unit(self) -> str:
+        return getattr(self, "time_unit", "hours")  # encoders pickled before the option existed measured hours
+
+    def activity_codes(self, events: pd.DataFrame) -> np.ndarray:
+        """Activity code of every event: ``0..n-1`` known, ``n`` unseen (``UNSEEN``), ``-1`` missing."""
+        return self.activities_.codes(events[ACTIVITY])
+
+    def last_activities(self, batch: PrefixBatch, n: int, codes: np.ndarray | None = None) -> np.ndarray:
+        """Codes of the last ``n`` activities of each prefix, most recent first, ``-1`` before the case start.
+
+        ``codes`` are :meth:`activity_codes` of ``batch.events`` when already computed.
+        """
+        ends = np.asarray(batch.ends, dtype=np.int64)
+        if codes is None:
+            codes = self.activity_codes(batch.events)
+        position = ends - _case_starts(batch.events[CASE_ID].to_numpy())[ends]
+        out = np.full((len(ends), n), -1, dtype=np.int64)
+        for k in range(n):
+            valid = position >= k
+            out[valid, k] = codes[ends[valid] - k]
+        return out
 
     def transform(self, batch: PrefixBatch) -> np.ndarray:
         """Feature rows, one per prefix of ``batch``."""
         events, ends = batch.events, np.asarray(batch.ends, dtype=np.int64)
         if not len(ends):
             return np.zeros((0, len(self.feature_names_)), dtype=np.float32)
-        # Only the rows up to the last prefix end of each case are needed.
         case = events[CASE_ID].to_numpy()
         starts = _case_starts(case)
         width = len(self.activities_.values) + 1
-        codes = self.activities_.codes(events[ACTIVITY])
         parts: list[np.ndarray] = []
         position = np.arange(len(case)) - starts
+        if {"last", "counts", "presence"} & set(self.blocks):
+            codes = self.activity_codes(events)
         if "last" in self.blocks:
-            for k in range(self.history):
-                rows = ends - k
-                valid = position[ends] >= k
-                parts.append(_one_hot(np.where(valid, codes[np.where(valid, rows, 0)], -1), width))
+            last = self.last_activities(batch, self.history, codes)
+            parts.extend(_one_hot(last[:, k], width) for k in range(self.history))
         if "counts" in self.blocks or "presence" in self.blocks:
             cumulative = np.cumsum(_one_hot(codes, width), axis=0, dtype=np.float32)
             before = np.where((starts[ends] > 0)[:, None], cumulative[np.maximum(starts[ends] - 1, 0)], 0.0)
@@ -166,28 +257,39 @@ class PrefixEncoder:
                 parts.append((counts > 0).astype(np.float32))
         if "time" in self.blocks:
             parts.append(self._time(events, starts, ends, position))
+        if "duration" in self.blocks and getattr(self, "durations_", False):
+            parts.append(self._duration(events, ends))
         if "resource" in self.blocks and self.resources_ is not None:
             resource = events[RESOURCE] if RESOURCE in events.columns else pd.Series(pd.NA, index=events.index)
             parts.append(_one_hot(self.resources_.codes(resource)[ends], len(self.resources_.values) + 1))
         if "attributes" in self.blocks:
             parts.extend(self._attributes(events, starts, ends))
+        if not parts:
+            return np.zeros((len(ends), 0), dtype=np.float32)
         return np.hstack(parts).astype(np.float32, copy=False)
 
-    @staticmethod
-    def _time(events, starts, ends, position) -> np.ndarray:
+    def _time(self, events, starts, ends, position) -> np.ndarray:
         time = events[order_time_column(events)]
-        seconds = (time.astype("int64") // 10**9).to_numpy(dtype=np.float64)
-        seconds[time.isna().to_numpy()] = np.nan
-        elapsed = np.nan_to_num(seconds[ends] - seconds[starts[ends]]) / _SECONDS_PER_HOUR
+        seconds = _seconds(time)
+        unit = TIME_UNITS[self._unit]
+        elapsed = np.nan_to_num(seconds[ends] - seconds[starts[ends]]) / unit
         previous = np.where(position[ends] > 0, seconds[np.maximum(ends - 1, 0)], seconds[ends])
-        since = np.nan_to_num(seconds[ends] - previous) / _SECONDS_PER_HOUR
-        stamp = pd.DatetimeIndex(time.to_numpy()[ends])
-        weekday = np.nan_to_num(stamp.weekday.to_numpy(dtype=np.float64)) / 6.0
-        hour = np.nan_to_num(stamp.hour.to_numpy(dtype=np.float64)) / 23.0
+        since = np.nan_to_num(seconds[ends] - previous) / unit
+        stamp = pd.to_datetime(time.iloc[ends], utc=True, errors="coerce")
+        weekday = np.nan_to_num(stamp.dt.day_of_week.to_numpy(dtype=np.float64, na_value=np.nan)) / 6.0
+        hour = np.nan_to_num(stamp.dt.hour.to_numpy(dtype=np.float64, na_value=np.nan)) / 23.0
         length = np.log1p(position[ends] + 1.0)
         return np.column_stack(
             [length, np.log1p(np.maximum(elapsed, 0)), np.log1p(np.maximum(since, 0)), weekday, hour]
         ).astype(np.float32)
+
+    def _duration(self, events, ends) -> np.ndarray:
+        """``log1p`` of the last event's end minus its start (0 when either is unknown)."""
+        if START_TIMESTAMP not in events.columns or END_TIMESTAMP not in events.columns:
+            return np.zeros((len(ends), 1), dtype=np.float32)
+        rows = events.iloc[ends]
+        duration = (_seconds(rows[END_TIMESTAMP]) - _seconds(rows[START_TIMESTAMP])) / TIME_UNITS[self._unit]
+        return np.log1p(np.maximum(np.nan_to_num(duration), 0.0)).astype(np.float32)[:, None]
 
     def _attributes(self, events, starts, ends) -> list[np.ndarray]:
         parts = []

@@ -428,6 +428,7 @@ class PrCore:
         with self._models_lock:
             if cache_key not in self._models:
                 plugin_class = registry.get_plugin_class(plugin_key)
+                plugin_class.load_dependencies()
                 self._models[cache_key] = plugin_class.load(self.storage.path(model_path))
             return self._models[cache_key]
 

@@ -38,7 +38,7 @@ from sqlalchemy.orm import sessionmaker
 from prcore_core import errors, transitions, values
 from prcore_core.columns import ColumnDefinition, ColumnsDefinition, Family, family
 from prcore_core.context import PredictionContext, StoredState
-from prcore_core.dataset import Attribute, PrefixBatch, order_time_column
+from prcore_core.dataset import PREFIX_MARK, Attribute, PrefixBatch, order_time_column
 from prcore_core.db import CaseRecord, EventRecord, ProjectRecord
 from prcore_core.plugin import Plugin, null_output
 from prcore_core.preparation import canonical_events, held_out_events
@@ -443,11 +443,14 @@ class StreamingService:
             owner.extend([number] * len(prefix))
         frame = pd.DataFrame.from_records(rows)
         frame = frame.drop(columns=[c for c in frame.columns if c == COMPLETE_INDICATOR])
-        frame[columns.case_id] = np.asarray(owner)
+        owner = np.asarray(owner)
+        # each prefix is its own pseudo-case "<n>\x1f<case id>" (as PrefixBatch.from_prefixes marks them), so two
+        # prefixes of one case in the same burst never merge
+        frame[columns.case_id] = [f"{n}{PREFIX_MARK}{c}" for n, c in zip(owner, frame[columns.case_id], strict=True)]
         parsed = values.parse_log(frame.astype(object).where(frame.notna(), None), columns)
         parsed, effective = transitions.apply_transitions(parsed, columns, detailed=False)
         events, _ = canonical_events(parsed, effective)
-        events["_PREFIX"] = parsed[columns.case_id].to_numpy().astype(np.int64)
+        events["_PREFIX"] = [int(str(c).split(PREFIX_MARK, 1)[0]) for c in parsed[columns.case_id]]
         time_column = order_time_column(events)
         events = events.sort_values(["_PREFIX", time_column], kind="stable").reset_index(drop=True)
         prefix = events.pop("_PREFIX").to_numpy()

@@ -174,7 +174,8 @@ class Trainer:
         plugin_classes = self.plugin_classes()
         chosen, excluded = [], {}
         for key, plugin_class in plugin_classes.items():
-            reason = plugin_class.applicability(training)
+            with_info = dataclasses.replace(training, additional_info=additional_info.get(key, {}))
+            reason = plugin_class.applicability(with_info)
             if reason is None:
                 chosen.append(plugin_class)
             else:
