@@ -1,37 +1,154 @@
-"""The Panel app served at ``/``: the projects overview (the full workbench views grow here)."""
+"""The Panel app served at ``/``: the workbench a process analyst works in, from upload to live prescriptions.
+
+One :class:`~workbench.views.state.WorkbenchState` per browser session owns the state (page, open project, latest
+snapshots); every view in :mod:`workbench.views` consumes it and calls the :class:`~prcore_core.PrCore` facade
+through it, off the server loop. The page and the open project are kept in the URL (``?view=live&project=3``), so a
+view can be bookmarked or reloaded.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
+import html
+from collections.abc import Callable
+from concurrent.futures import Executor
+
 import panel as pn
+import param
 
 from prcore_core import PrCore
+from workbench.views.state import PAGES, PROJECT_PAGES, REFRESH_SECONDS, WorkbenchState
+from workbench.views.widgets import CSS, badge
+
+_VIEWS = {
+    "projects": ("workbench.views.projects", "ProjectsView"),
+    "upload": ("workbench.views.upload", "UploadView"),
+    "columns": ("workbench.views.definition", "ColumnsView"),
+    "definition": ("workbench.views.conditions", "OutcomeTreatmentView"),
+    "training": ("workbench.views.training", "TrainingView"),
+    "process": ("workbench.views.process", "ProcessView"),
+    "live": ("workbench.views.live", "LiveView"),
+    "ongoing": ("workbench.views.ongoing", "OngoingView"),
+}
+
+pn.extension("tabulator", "filedropper", raw_css=[CSS], notifications=False)
 
 
-def projects_frame(core: PrCore) -> pd.DataFrame:
-    """One row per project: status, plugins and their statuses, times."""
-    rows = []
-    for project in core.list_projects():
-        rows.append({
-            "id": project.id,
-            "name": project.name,
-            "status": project.to_dict()["status"],
-            "plugins": ", ".join(f"{p.key}: {p.status}" for p in project.plugins),
-            "created": project.created_at.strftime("%Y-%m-%d %H:%M"),
-            "updated": (project.updated_at or project.created_at).strftime("%Y-%m-%d %H:%M"),
-        })  # fmt: skip
-    return pd.DataFrame(rows, columns=["id", "name", "status", "plugins", "created", "updated"])
+class Navigation(pn.viewable.Viewer):
+    """The sidebar: pages, with the open project's name and status."""
+
+    state = param.ClassSelector(class_=WorkbenchState)
+
+    def __init__(self, state: WorkbenchState, **params):
+        super().__init__(state=state, **params)
+        self.buttons = {}
+        for page, title in PAGES.items():
+            button = pn.widgets.Button(name=title, sizing_mode="stretch_width", button_style="outline",
+                                       css_classes=["wb-nav", f"wb-nav-{page}"], margin=(3, 5))  # fmt: skip
+            button.on_click(lambda _, page=page: setattr(state, "page", page))
+            self.buttons[page] = button
+        self.project = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["wb-nav-project"], margin=(8, 5, 0, 5))
+        self.layout = pn.Column(
+            self.buttons["projects"],
+            pn.pane.HTML('<div class="wb-muted" style="margin-top:8px">NEW PROJECT</div>', margin=(0, 5)),
+            self.buttons["upload"], self.buttons["columns"], self.buttons["definition"],
+            pn.pane.HTML('<div class="wb-muted" style="margin-top:8px">OPEN PROJECT</div>', margin=(0, 5)),
+            self.project, *[self.buttons[p] for p in PROJECT_PAGES],
+            sizing_mode="stretch_width",
+        )  # fmt: skip
+        self._update()
+
+    @param.depends("state.page", "state.project", watch=True)
+    def _update(self):
+        for page, button in self.buttons.items():
+            button.button_type = "primary" if page == self.state.page else "default"
+            button.button_style = "solid" if page == self.state.page else "outline"
+            if page in PROJECT_PAGES:
+                button.disabled = self.state.project is None
+        project = self.state.project
+        self.project.object = (f"<b>{html.escape(project.name)}</b><br>{badge(project.status)}" if project
+                               else '<span class="wb-muted">none: open one on the Projects page</span>')  # fmt: skip
+
+    def __panel__(self):
+        return self.layout
 
 
-def create_app(core: PrCore) -> pn.viewable.Viewable:
-    """A fresh app for one browser session."""
-    table = pn.widgets.Tabulator(projects_frame(core), show_index=False, disabled=True, sizing_mode="stretch_width")
+class Workbench(pn.viewable.Viewer):
+    """The page: navigation and the current view (views are built on first visit, then kept)."""
 
-    def refresh():
-        table.value = projects_frame(core)
+    state = param.ClassSelector(class_=WorkbenchState)
 
-    pn.state.add_periodic_callback(refresh, period=2000)
-    return pn.template.FastListTemplate(
+    def __init__(self, state: WorkbenchState, **params):
+        super().__init__(state=state, **params)
+        self.views: dict[str, pn.viewable.Viewer] = {}
+        self.main = pn.Column(sizing_mode="stretch_width", css_classes=["wb-main"])
+        self.navigation = Navigation(state)
+        self._show()
+
+    def view(self, page: str):
+        if page not in self.views:
+            module_name, class_name = _VIEWS[page]
+            module = __import__(module_name, fromlist=[class_name])
+            self.views[page] = getattr(module, class_name)(self.state)
+        return self.views[page]
+
+    @param.depends("state.page", watch=True)
+    def _show(self):
+        page = self.state.page
+        if page in PROJECT_PAGES and self.state.project_id is None:
+            page = "projects"
+        self.main.objects = [self.view(page)]
+
+    def __panel__(self):
+        return self.main
+
+
+def create_app(core: PrCore, executor: Executor | None = None,
+               demo: Callable[[], int | None] | None = None) -> pn.viewable.Viewable:  # fmt: skip
+    """A fresh app for one browser session.
+
+    Parameters
+    ----------
+    core
+        The facade every view calls.
+    executor
+        Where blocking facade calls run (the server's pool); a small default pool otherwise.
+    demo
+        For ``serve --demo``: returns the demo project's id once it exists; a new session opens on it.
+    """
+    state = WorkbenchState(core, executor)
+    state.apply_snapshots(*state._snapshots())
+    if pn.state.location is not None:
+        pn.state.location.sync(state, {"page": "view", "project_id": "project"})
+    if demo is not None and state.project_id is None and state.page == "projects":
+        _open_demo(state, demo)
+    workbench = Workbench(state)
+    pn.state.add_periodic_callback(state.refresh, period=int(REFRESH_SECONDS * 1000))
+    template = pn.template.BootstrapTemplate(
         title="PrCore Workbench",
-        main=[pn.pane.Markdown("## Projects"), table],
+        sidebar=[workbench.navigation],
+        main=[workbench],
+        sidebar_width=250,
+        header_background="#1d3557",
     )
+    return template
+
+
+def _open_demo(state: WorkbenchState, demo: Callable[[], int | None]) -> None:
+    """Open the demo project as soon as it exists (it is created in the background by ``serve --demo``)."""
+    project_id = demo()
+    if project_id is not None:
+        state.open_project(project_id, "training")
+        return
+    state.notice = "Preparing the demo project (a synthetic loan-application log) … it opens here in a moment."
+
+    def check():
+        found = demo()
+        if found is None:
+            return
+        callback.stop()
+        state.notice = ""
+        state.refresh_now()
+        if state.page == "projects" and state.project_id is None:
+            state.open_project(found, "training")
+
+    callback = pn.state.add_periodic_callback(check, period=500)

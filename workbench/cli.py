@@ -10,22 +10,41 @@ from pathlib import Path
 
 from prcore_core.errors import PrCoreError
 
+#: Resources the demo's resource-allocation plugin may book for the treatment (the demo's loan officers).
+DEMO_RESOURCES = ["Karim", "Lena", "Marco", "Nora"]
+
+
+def create_demo_project(core, n_cases: int = 2000, seed: int = 0, report=None):
+    """Upload the synthetic demo log, define its columns and create its project (training starts in the background).
+
+    ``report(text)`` is told what happens (e.g. ``print``).
+    """
+    from prcore_core.demo import generate_demo_log
+
+    report = report or (lambda text: None)
+    demo = generate_demo_log(n_cases=n_cases, seed=seed)
+    event_log = core.upload_event_log(demo.to_csv(), filename="demo-loan-applications.csv")
+    report(f"Uploaded {event_log.file_name}: {event_log.n_rows:,} events, columns {event_log.columns_header}")
+    analysis = core.set_columns_definition(event_log.id, demo.columns_definition, demo.case_attributes)
+    report(f"Activities: {len(analysis['activities_count'])}, resources: {len(analysis['resources_count'])}")
+    additional_info = {"resource-allocation": {"available_resources": DEMO_RESOURCES, "treatment_duration": "1h"}}
+    plugins = core.available_plugins()
+    project = core.create_project(
+        event_log.id, positive_outcome=demo.outcome, treatment=demo.treatment, name="Demo: loan applications",
+        description="Synthetic loan applications; the treatment 'Call customer' has a known effect",
+        additional_info={k: v for k, v in additional_info.items() if k in plugins} or None,
+    )  # fmt: skip
+    report(f"Project {project.id} created: {project.status}")
+    return project
+
 
 def _demo(args: argparse.Namespace) -> int:
     """Train a project on the synthetic demo log and print its status and held-out metrics."""
     from prcore_core import PrCore
-    from prcore_core.demo import generate_demo_log
 
     started = time.perf_counter()
-    demo = generate_demo_log(n_cases=args.cases, seed=args.seed)
     with PrCore(data_dir=args.data_dir) as core:
-        event_log = core.upload_event_log(demo.to_csv(), filename="demo-loan-applications.csv")
-        print(f"Uploaded {event_log.file_name}: {event_log.n_rows:,} events, columns {event_log.columns_header}")
-        analysis = core.set_columns_definition(event_log.id, demo.columns_definition, demo.case_attributes)
-        print(f"Activities: {len(analysis['activities_count'])}, resources: {len(analysis['resources_count'])}")
-        project = core.create_project(event_log.id, positive_outcome=demo.outcome, treatment=demo.treatment,
-                                      name="Demo: loan applications")  # fmt: skip
-        print(f"Project {project.id} created: {project.status}")
+        project = create_demo_project(core, n_cases=args.cases, seed=args.seed, report=print)
         project = project.wait_until("TRAINED", timeout=args.timeout)
         split = project.split
         print(f"Project {project.id} is {project.status} after {time.perf_counter() - started:.1f} s "
@@ -47,7 +66,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         serve(host=args.host, port=args.port, data_dir=args.data_dir, database_url=args.database_url,
-              token=args.token or os.environ.get("PRCORE_API_TOKEN"), show=args.show)  # fmt: skip
+              token=args.token or os.environ.get("PRCORE_API_TOKEN"), show=args.show, demo=args.demo,
+              demo_cases=args.demo_cases)  # fmt: skip
     except PortInUseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -70,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--database-url", default=None, help="SQLAlchemy URL (default SQLite in the data directory)")
     serve.add_argument("--token", default=None, help="API token (default PRCORE_API_TOKEN, else generated once)")
     serve.add_argument("--show", action="store_true", help="open the dashboard in a browser")
+    serve.add_argument("--demo", action="store_true",
+                       help="open the dashboard on a project trained on the built-in demo log (created on first start)")
+    serve.add_argument("--demo-cases", type=int, default=2000, help="cases of the demo log (default 2000)")
     serve.set_defaults(handler=_serve)
     args = parser.parse_args(argv)
     try:

@@ -7,6 +7,7 @@ import logging
 import signal
 import socket
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from prcore_core import PrCore
@@ -18,6 +19,48 @@ log = logging.getLogger(__name__)
 
 #: Largest request body (event log upload) accepted over REST.
 MAX_UPLOAD_BYTES = 1024 * 1024 * 1024
+#: Largest WebSocket message: the dashboard's chunked uploads send chunks of a few MB.
+MAX_WEBSOCKET_MESSAGE = 64 * 1024 * 1024
+#: Name of the project ``serve --demo`` opens on.
+DEMO_PROJECT = "Demo: loan applications"
+
+
+class DemoProject:
+    """The project ``serve --demo`` opens on: found by name, else created in the background (not blocking start-up).
+
+    Creating it uploads the synthetic demo log, defines its columns and creates the project through the facade;
+    training then runs in the core's executor, and the dashboard's training view shows its progress.
+    """
+
+    def __init__(self, core: PrCore, n_cases: int = 2000, seed: int = 0):
+        self.core, self.n_cases, self.seed = core, n_cases, seed
+        self.project_id: int | None = None
+        self.error: str | None = None
+
+    def find(self) -> int | None:
+        for project in self.core.list_projects():
+            if project.name == DEMO_PROJECT:
+                return project.id
+        return None
+
+    def start(self) -> None:
+        self.project_id = self.find()
+        if self.project_id is None:
+            threading.Thread(target=self._create, name="prcore-demo", daemon=True).start()
+
+    def _create(self) -> None:
+        from workbench.cli import create_demo_project
+
+        try:
+            self.project_id = create_demo_project(self.core, n_cases=self.n_cases, seed=self.seed).id
+            log.info("Demo project %s created; it trains in the background", self.project_id)
+        except Exception as exc:  # reported in the log and on the console, the server keeps serving
+            self.error = str(exc)
+            log.exception("Creating the demo project failed")
+            print(f"Creating the demo project failed: {exc}", flush=True)
+
+    def __call__(self) -> int | None:
+        return self.project_id
 
 
 class PortInUseError(RuntimeError):
@@ -35,9 +78,29 @@ def check_port(host: str, port: int) -> None:
             raise
 
 
+def warm_caches(core: PrCore, projects: int = 3) -> None:
+    """Load the plugins (their modules import slowly) and parse the defined logs of the most recent projects into the
+    core's cache, so the first visit of a view is as quick as the next ones."""
+    try:
+        core.available_plugins()
+        recent = core.list_projects()[:projects]
+    except Exception:
+        return
+    for project in recent:
+        try:
+            core.defined_log(project.event_log.id)
+        except Exception:  # e.g. a project still waiting for its definition
+            log.debug("Warming project %s skipped", project.id, exc_info=True)
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, data_dir=None, database_url=None, token=None,
-          show: bool = False, core: PrCore | None = None) -> None:  # fmt: skip
-    """Serve until SIGINT/SIGTERM; prints the URLs and the API token first."""
+          show: bool = False, core: PrCore | None = None, demo: bool = False,
+          demo_cases: int = 2000) -> None:  # fmt: skip
+    """Serve until SIGINT/SIGTERM; prints the URLs and the API token first.
+
+    With ``demo``, the dashboard opens on a project trained on the built-in demo log (created and trained in the
+    background on first start; the training view shows its progress).
+    """
     import panel as pn
 
     from workbench.app import create_app
@@ -48,8 +111,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data_dir=None, database_url
         core = PrCore(settings=Settings(**{k: v for k, v in given.items() if v is not None}))
     token = api.resolve_token(core.settings.data_dir, token)
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="prcore-api")
+    demo_project = DemoProject(core, n_cases=demo_cases) if demo else None
     server = pn.serve(
-        {"/": lambda: create_app(core)},
+        {"/": lambda: create_app(core, executor=pool, demo=demo_project)},
         port=port,
         address=host,
         websocket_origin=[f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"],
@@ -58,6 +122,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data_dir=None, database_url
         title="PrCore Workbench",
         extra_patterns=api.routes(core, token, pool),
         http_server_kwargs={"max_buffer_size": MAX_UPLOAD_BYTES, "max_body_size": MAX_UPLOAD_BYTES},
+        websocket_max_message_size=MAX_WEBSOCKET_MESSAGE,
         verbose=False,
     )
     loop = server.io_loop
@@ -78,6 +143,10 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data_dir=None, database_url
     print(f"  REST/SSE:   {base}/project/{{id}}, {base}/event/{{id}}, {base}/project/{{id}}/streaming/result",
           flush=True)  # fmt: skip
     print(f"  API token:  {token}   (send 'Authorization: Bearer <token>')", flush=True)
+    threading.Thread(target=warm_caches, args=(core,), name="prcore-warm", daemon=True).start()
+    if demo_project is not None:
+        demo_project.start()
+        print(f"  demo:       project '{DEMO_PROJECT}' (trained in the background on first start)", flush=True)
     server.start()
     try:
         loop.start()
