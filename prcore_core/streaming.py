@@ -409,11 +409,18 @@ class StreamingService:
                 wanted.append(position)
         outputs: list[list[dict]] = [[] for _ in batch]
         if prefixes:
-            prefix_batch = self._encode_prefixes(active, prefixes)
+            try:
+                prefix_batch = self._encode_prefixes(active, prefixes)
+            except Exception as exc:  # the events are still delivered, each prescription saying why it is empty
+                log.exception("Encoding %d prefixes of project %s failed", len(prefixes), active.project_id)
+                prefix_batch, failure = None, f"The prefix could not be read: {exc}"
             now = dt.datetime.now(dt.UTC)
             for index, (state, model, stored) in enumerate(active.plugins):
                 try:
-                    predictions = model.predict(prefix_batch, PredictionContext(now=now, state=stored))
+                    if prefix_batch is None:
+                        predictions = [null_output(failure)] * len(prefixes)
+                    else:
+                        predictions = model.predict(prefix_batch, PredictionContext(now=now, state=stored))
                 except Exception as exc:
                     log.exception("Plugin %s failed to predict", state.key)
                     predictions = [null_output(f"Predicting prefix failed: {exc}")] * len(prefixes)
