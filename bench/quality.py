@@ -30,8 +30,6 @@ from ingest import PRESETS, preset_for
 from prcore_core import PrCore
 from prcore_core.context import PredictionContext
 from prcore_core.dataset import CASE_ID, PrefixBatch
-from prcore_core.db import ProjectRecord
-from prcore_core.training import columns_of, project_definition_of
 
 RESOURCES = [f"Resource_{chr(ord('A') + i)}" for i in range(26)]  # reference 14: 26 resources, one hour
 ADDITIONAL_INFO = {"resource-allocation": {"available_resources": RESOURCES, "treatment_duration": "1h"}}
@@ -88,12 +86,7 @@ def main() -> None:
         for key, reason in project.excluded_plugins.items():
             print(f"  not used: {key}: {reason}")
 
-        with core.sessions() as session:
-            record = session.get(ProjectRecord, project.id)
-            prepared = core.trainer.prepared(record)
-            definition = project_definition_of(record.event_log, columns_of(record.event_log))
-        training = prepared.part("training", definition)
-        held_out = prepared.part("held_out", definition)
+        training, held_out = core.project_data(project.id)
         models = {state.key: model for state, model in core.active_plugins(project.id)}
 
         print("\nplugin metrics on held-out cases")

@@ -378,11 +378,19 @@ class CausalTreatmentEffect(Plugin):
 
     @classmethod
     def load_dependencies(cls) -> None:
-        """Import causalml (seconds) and the scikit-learn models now, not inside a training thread."""
-        import causalml.inference.meta
-        import causalml.metrics  # noqa: F401
-        import sklearn.ensemble  # noqa: F401
-        import threadpoolctl  # noqa: F401
+        """Import causalml (seconds) and the scikit-learn models now, not inside a training thread.
+
+        causalml pulls in tqdm, whose notebook check warns "IProgress not found" into whatever cell or log is
+        current; that warning says nothing about this plugin and is silenced.
+        """
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            import causalml.inference.meta
+            import causalml.metrics  # noqa: F401
+            import sklearn.ensemble  # noqa: F401
+            import threadpoolctl  # noqa: F401
 
     # -- applicability -------------------------------------------------------------------------------------------
     @classmethod

@@ -86,6 +86,28 @@ class _Categories:
         return {"values": self.values}
 
 
+def context_keys(codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """One key per row of activity codes (e.g. :meth:`PrefixEncoder.last_activities`), equal exactly when the rows
+    are equal: ``int64`` when the rows fit in one integer, else fixed-size byte strings. ``n_codes`` is the number of
+    activity codes (known activities plus the unseen code); ``-1`` (before the case start) is allowed, codes beyond
+    ``n_codes - 1`` count as unseen.
+
+    >>> context_keys(np.array([[0, -1], [2, 1], [0, -1]]), n_codes=3).tolist()
+    [4, 14, 4]
+    """
+    base = n_codes + 1
+    codes = np.clip(np.asarray(codes, dtype=np.int64), -1, n_codes - 1) + 1
+    if codes.ndim != 2:
+        raise ValueError("codes must be a 2-D array, one row per prefix")
+    if base ** codes.shape[1] < 2**62:
+        keys = np.zeros(len(codes), dtype=np.int64)
+        for column in range(codes.shape[1]):
+            keys = keys * base + codes[:, column]
+        return keys
+    rows = np.ascontiguousarray(codes)
+    return rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
+
+
 def _one_hot(codes: np.ndarray, width: int) -> np.ndarray:
     out = np.zeros((len(codes), width), dtype=np.float32)
     valid = codes >= 0

@@ -24,7 +24,7 @@ from prcore_core.analysis import DefinedLog
 from prcore_core.columns import ColumnsDefinition, validate_columns_definition
 from prcore_core.conditions import CaseDefinition
 from prcore_core.context import PredictionContext, StoredState
-from prcore_core.dataset import PrefixBatch, sort_events
+from prcore_core.dataset import LabelledLog, PrefixBatch, sort_events
 from prcore_core.db import DefinitionRecord, EventLogRecord, ProjectRecord, make_engine, make_sessionmaker
 from prcore_core.plugin import Plugin
 from prcore_core.preparation import canonical_events
@@ -35,7 +35,7 @@ from prcore_core.settings import Settings
 from prcore_core.status import REDEFINABLE, PluginStatus, ProjectStatus
 from prcore_core.storage import Storage
 from prcore_core.streaming import StreamingService
-from prcore_core.training import Trainer, columns_of, set_plugin_status, set_project_status
+from prcore_core.training import Trainer, columns_of, project_definition_of, set_plugin_status, set_project_status
 
 log = logging.getLogger(__name__)
 
@@ -421,6 +421,16 @@ class PrCore:
             self.storage.remove(relative)
         self._models = {k: v for k, v in self._models.items() if k[0] != project_id}
         return project_id
+
+    def project_data(self, project_id: int) -> tuple[LabelledLog, LabelledLog]:
+        """A project's ``(training, held_out)`` labelled logs, exactly as its plugins were trained and evaluated."""
+        with self.sessions() as session:
+            project = self._project_record(session, project_id)
+            if not project.prepared_path:
+                raise errors.StateError(errors.PROJECT_NOT_READY)
+            definition = project_definition_of(project.event_log, columns_of(project.event_log))
+            prepared = self.trainer.prepared(project)
+        return prepared.part("training", definition), prepared.part("held_out", definition)
 
     # -- prescriptions -------------------------------------------------------------------------------------------
     def _model(self, project_id: int, plugin_key: str, model_path: str) -> Plugin:
