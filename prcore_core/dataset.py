@@ -51,11 +51,21 @@ def order_time_column(events: pd.DataFrame) -> str:
     raise KeyError("events have no timestamp column")
 
 
-def sort_events(events: pd.DataFrame) -> pd.DataFrame:
-    """Sort by case, then time, keeping the file order for ties (a stable sort)."""
+def time_order_keys(events: pd.DataFrame) -> list[str]:
+    """Columns that order the events of one case: time (start, then end), then the activity name.
+
+    Events with the same timestamp have no true order; files list them arbitrarily (in BPIC 2012 ties within a
+    case appear in both orders about equally often). Breaking ties by activity name makes the order of training
+    data, ongoing cases and streamed prefixes one deterministic convention.
+    """
     time = order_time_column(events)
-    keys = [CASE_ID, time] + ([END_TIMESTAMP] if time == START_TIMESTAMP and END_TIMESTAMP in events else [])
-    return events.sort_values(keys, kind="stable").reset_index(drop=True)
+    keys = [time] + ([END_TIMESTAMP] if time == START_TIMESTAMP and END_TIMESTAMP in events else [])
+    return keys + ([ACTIVITY] if ACTIVITY in events else [])
+
+
+def sort_events(events: pd.DataFrame) -> pd.DataFrame:
+    """Sort by case, then :func:`time_order_keys` (stable: file order only among complete duplicates)."""
+    return events.sort_values([CASE_ID, *time_order_keys(events)], kind="stable").reset_index(drop=True)
 
 
 @dataclass

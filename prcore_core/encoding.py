@@ -44,7 +44,8 @@ ENCODINGS = ("COMBINED", "SIMPLE_INDEX", "BOOLEAN", "FREQUENCY_BASED")
 BLOCKS = ("last", "counts", "presence", "time", "duration", "resource", "attributes")
 #: Units the ``time`` and ``duration`` blocks can measure in, as seconds.
 TIME_UNITS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0}
-_EPOCH = pd.Timestamp(0, tz="UTC")
+_TICKS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+_SECONDS_PER_DAY = 86400.0
 #: Below this many values, codes are looked up in a dictionary (pandas' conversion costs ~1 ms whatever the size).
 _SMALL = 256
 
@@ -95,10 +96,11 @@ def context_keys(codes: np.ndarray, n_codes: int) -> np.ndarray:
     >>> context_keys(np.array([[0, -1], [2, 1], [0, -1]]), n_codes=3).tolist()
     [4, 14, 4]
     """
-    base = n_codes + 1
-    codes = np.clip(np.asarray(codes, dtype=np.int64), -1, n_codes - 1) + 1
+    codes = np.asarray(codes, dtype=np.int64)
     if codes.ndim != 2:
         raise ValueError("codes must be a 2-D array, one row per prefix")
+    base = n_codes + 1
+    codes = np.clip(codes, -1, n_codes - 1) + 1
     if base ** codes.shape[1] < 2**62:
         keys = np.zeros(len(codes), dtype=np.int64)
         for column in range(codes.shape[1]):
@@ -116,10 +118,25 @@ def _one_hot(codes: np.ndarray, width: int) -> np.ndarray:
 
 
 def _seconds(time: pd.Series) -> np.ndarray:
-    """Seconds since the epoch as floats (``NaN`` for missing), whatever the resolution of the datetime column."""
-    if not isinstance(time.dtype, pd.DatetimeTZDtype):
-        time = pd.to_datetime(time, utc=True, errors="coerce")
-    return (time - _EPOCH).dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
+    """Seconds since the epoch as floats (``NaN`` for missing), whatever the resolution of the datetime column.
+
+    Naive datetimes count as UTC; other columns are parsed first.
+    """
+    if not pd.api.types.is_datetime64_any_dtype(time.dtype):
+        time = pd.to_datetime(time, utc=True, errors="coerce", format="ISO8601")
+    dtype = time.dtype
+    unit = dtype.unit if isinstance(dtype, pd.DatetimeTZDtype) else np.datetime_data(dtype)[0]
+    ticks = time.array.asi8  # integers in the column's unit, NaT as the smallest int64
+    seconds = ticks / _TICKS_PER_SECOND[unit]
+    seconds[ticks == np.iinfo(np.int64).min] = np.nan
+    return seconds
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    """Floats of a number or boolean column (``NaN`` for missing or unparseable values)."""
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.to_numeric(values.astype("string"), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _case_starts(case: np.ndarray) -> np.ndarray:
@@ -181,7 +198,7 @@ class PrefixEncoder:
         for attribute in attributes:
             values = events[attribute.name]
             if attribute.family in (Family.NUMBER, Family.BOOLEAN):
-                numbers = pd.to_numeric(values.astype("float64"), errors="coerce")
+                numbers = pd.Series(_numbers(values))
                 center = float(numbers.median()) if numbers.notna().any() else 0.0
                 spread = float(numbers.quantile(0.9) - numbers.quantile(0.1)) if numbers.notna().any() else 1.0
                 self.attributes_.append((attribute, "number", (center, spread or 1.0)))
@@ -233,7 +250,7 @@ class PrefixEncoder:
 
     @property
     def _unit(self) -> str:
-        return getattr(self, "time_unit", "hours")  # encoders pickled before the option existed measured hours
+        return getattr(self, "time_unit", "hours")  # encoders pickled before the option existed use hours
 
     def activity_codes(self, events: pd.DataFrame) -> np.ndarray:
         """Activity code of every event: ``0..n-1`` known, ``n`` unseen (``UNSEEN``), ``-1`` missing."""
@@ -291,15 +308,14 @@ class PrefixEncoder:
         return np.hstack(parts).astype(np.float32, copy=False)
 
     def _time(self, events, starts, ends, position) -> np.ndarray:
-        time = events[order_time_column(events)]
-        seconds = _seconds(time)
+        seconds = _seconds(events[order_time_column(events)])
         unit = TIME_UNITS[self._unit]
         elapsed = np.nan_to_num(seconds[ends] - seconds[starts[ends]]) / unit
         previous = np.where(position[ends] > 0, seconds[np.maximum(ends - 1, 0)], seconds[ends])
         since = np.nan_to_num(seconds[ends] - previous) / unit
-        stamp = pd.to_datetime(time.iloc[ends], utc=True, errors="coerce")
-        weekday = np.nan_to_num(stamp.dt.day_of_week.to_numpy(dtype=np.float64, na_value=np.nan)) / 6.0
-        hour = np.nan_to_num(stamp.dt.hour.to_numpy(dtype=np.float64, na_value=np.nan)) / 23.0
+        days = np.floor(seconds[ends] / _SECONDS_PER_DAY)
+        weekday = np.nan_to_num((days + 3) % 7) / 6.0  # 1970-01-01 was a Thursday; Monday is 0 (UTC)
+        hour = np.nan_to_num(np.floor((seconds[ends] - days * _SECONDS_PER_DAY) / 3600.0)) / 23.0
         length = np.log1p(position[ends] + 1.0)
         return np.column_stack(
             [length, np.log1p(np.maximum(elapsed, 0)), np.log1p(np.maximum(since, 0)), weekday, hour]
@@ -309,8 +325,7 @@ class PrefixEncoder:
         """``log1p`` of the last event's end minus its start (0 when either is unknown)."""
         if START_TIMESTAMP not in events.columns or END_TIMESTAMP not in events.columns:
             return np.zeros((len(ends), 1), dtype=np.float32)
-        rows = events.iloc[ends]
-        duration = (_seconds(rows[END_TIMESTAMP]) - _seconds(rows[START_TIMESTAMP])) / TIME_UNITS[self._unit]
+        duration = (_seconds(events[END_TIMESTAMP]) - _seconds(events[START_TIMESTAMP]))[ends] / TIME_UNITS[self._unit]
         return np.log1p(np.maximum(np.nan_to_num(duration), 0.0)).astype(np.float32)[:, None]
 
     def _attributes(self, events, starts, ends) -> list[np.ndarray]:
@@ -322,7 +337,7 @@ class PrefixEncoder:
                 values = values.groupby(events[CASE_ID].to_numpy(), sort=False).ffill()
             if kind == "number":
                 center, spread = state
-                numbers = pd.to_numeric(values.astype("float64"), errors="coerce").to_numpy()[ends]
+                numbers = _numbers(values)[ends]
                 missing = np.isnan(numbers)
                 parts.append(np.column_stack([np.where(missing, 0.0, (numbers - center) / spread), missing]))
             else:

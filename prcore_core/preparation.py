@@ -140,9 +140,11 @@ def _with_observed_flags(log: pd.DataFrame, columns: ColumnsDefinition, definiti
 
 
 def sort_events_frame(log: pd.DataFrame, columns: ColumnsDefinition) -> np.ndarray:
-    """Row order by case, then time (stable), for a parsed log with original column names."""
+    """Row order of :func:`prcore_core.dataset.sort_events` for a parsed log with the file's column names."""
     time = columns.column_of(ColumnDefinition.TIMESTAMP) or columns.column_of(ColumnDefinition.START_TIMESTAMP)
-    keys = [columns.case_id] + ([time] if time else [])
+    end = columns.column_of(ColumnDefinition.END_TIMESTAMP)
+    keys = [columns.case_id] + ([time] if time else []) + ([end] if end and time != end else [])
+    keys += [columns.activity]
     return log.sort_values(keys, kind="stable").index.to_numpy()
 
 

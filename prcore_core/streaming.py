@@ -38,7 +38,7 @@ from sqlalchemy.orm import sessionmaker
 from prcore_core import errors, transitions, values
 from prcore_core.columns import ColumnDefinition, ColumnsDefinition, Family, family
 from prcore_core.context import PredictionContext, StoredState
-from prcore_core.dataset import PREFIX_MARK, Attribute, PrefixBatch, order_time_column
+from prcore_core.dataset import PREFIX_MARK, Attribute, PrefixBatch, time_order_keys
 from prcore_core.db import CaseRecord, EventRecord, ProjectRecord
 from prcore_core.plugin import Plugin, null_output
 from prcore_core.preparation import canonical_events, held_out_events
@@ -458,8 +458,7 @@ class StreamingService:
         parsed, effective = transitions.apply_transitions(parsed, columns, detailed=False)
         events, _ = canonical_events(parsed, effective)
         events["_PREFIX"] = [int(str(c).split(PREFIX_MARK, 1)[0]) for c in parsed[columns.case_id]]
-        time_column = order_time_column(events)
-        events = events.sort_values(["_PREFIX", time_column], kind="stable").reset_index(drop=True)
+        events = events.sort_values(["_PREFIX", *time_order_keys(events)], kind="stable").reset_index(drop=True)
         prefix = events.pop("_PREFIX").to_numpy()
         ends = np.flatnonzero(np.r_[prefix[1:] != prefix[:-1], True])
         return PrefixBatch(events, ends, active.attributes)
