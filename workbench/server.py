@@ -43,15 +43,14 @@ class DemoProject:
                 return project.id
         return None
 
-    def start(self) -> None:
-        self.project_id = self.find()
-        if self.project_id is None:
-            threading.Thread(target=self._create, name="prcore-demo", daemon=True).start()
-
-    def _create(self) -> None:
+    def ensure(self) -> None:
+        """Find the demo project, or create it (blocking: call it from a background thread)."""
         from workbench.cli import create_demo_project
 
         try:
+            self.project_id = self.find()
+            if self.project_id is not None:
+                return
             self.project_id = create_demo_project(self.core, n_cases=self.n_cases, seed=self.seed).id
             log.info("Demo project %s created; it trains in the background", self.project_id)
         except Exception as exc:  # reported in the log and on the console, the server keeps serving
@@ -78,11 +77,18 @@ def check_port(host: str, port: int) -> None:
             raise
 
 
-def warm_caches(core: PrCore, projects: int = 3) -> None:
-    """Load the plugins (their modules import slowly) and parse the defined logs of the most recent projects into the
-    core's cache, so the first visit of a view is as quick as the next ones."""
+def warm_up(core: PrCore, demo: DemoProject | None = None, projects: int = 3) -> None:
+    """Start-up work in one background thread, one step after the other: load the plugins (their modules import
+    slowly, and imports running in several threads at once can trip each other), create the demo project if asked,
+    then parse the defined logs of the most recent projects into the core's cache, so that the first visit of a
+    view is as quick as the next ones."""
     try:
         core.available_plugins()
+    except Exception:
+        log.exception("Loading the plugins failed")
+    if demo is not None:
+        demo.ensure()
+    try:
         recent = core.list_projects()[:projects]
     except Exception:
         return
@@ -143,9 +149,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data_dir=None, database_url
     print(f"  REST/SSE:   {base}/project/{{id}}, {base}/event/{{id}}, {base}/project/{{id}}/streaming/result",
           flush=True)  # fmt: skip
     print(f"  API token:  {token}   (send 'Authorization: Bearer <token>')", flush=True)
-    threading.Thread(target=warm_caches, args=(core,), name="prcore-warm", daemon=True).start()
+    threading.Thread(target=warm_up, args=(core, demo_project), name="prcore-warm-up", daemon=True).start()
     if demo_project is not None:
-        demo_project.start()
         print(f"  demo:       project '{DEMO_PROJECT}' (trained in the background on first start)", flush=True)
     server.start()
     try:

@@ -1,0 +1,148 @@
+"""Bokeh charts of the workbench: bar charts of counts, metrics by prefix length, live histograms and rates.
+
+Plain Bokeh figures keep the dashboard light (no HoloViews pipeline per update) and let the live view change a
+``ColumnDataSource`` once per drain, inside Panel's periodic callback (which holds the document lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from bokeh.models import ColumnDataSource, HoverTool, LinearAxis, Range1d
+from bokeh.palettes import Category10_10
+from bokeh.plotting import figure
+
+BLUE = "#3b73b9"
+GREY = "#c9d1da"
+FONT = "12px"
+
+
+def _base(title: str, height: int, **kwargs):
+    plot = figure(title=title, height=height, sizing_mode="stretch_width", toolbar_location=None, **kwargs)
+    plot.title.text_font_size = "13px"
+    plot.outline_line_color = None
+    plot.grid.grid_line_alpha = 0.4
+    return plot
+
+
+def bar_chart(counts: Mapping[str, int], title: str, limit: int = 30, colour: str = BLUE):
+    """Horizontal bars of ``counts`` (most frequent on top), at most ``limit`` of them."""
+    items = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)
+    hidden = len(items) - limit
+    items = items[:limit]
+    labels = [str(k) for k, _ in items][::-1]
+    values = [int(v) for _, v in items][::-1]
+    if hidden > 0:
+        title = f"{title} (top {limit} of {limit + hidden})"
+    height = max(160, 22 * len(labels) + 60)
+    plot = _base(title, height, y_range=labels or [""], x_axis_label="events")
+    source = ColumnDataSource({"label": labels, "value": values, "text": [f"{v:,}" for v in values]})
+    plot.hbar(y="label", right="value", height=0.7, source=source, color=colour)
+    plot.text(x="value", y="label", text="text", source=source, x_offset=4, text_baseline="middle",
+              text_font_size="11px", text_color="#444")  # fmt: skip
+    plot.x_range.start = 0
+    plot.x_range.range_padding = 0.15
+    plot.ygrid.grid_line_color = None
+    plot.add_tools(HoverTool(tooltips=[("", "@label"), ("events", "@value{0,0}")]))
+    return plot
+
+
+def metrics_by_prefix_length(rows: Sequence[Mapping], title: str):
+    """Lines of every share-like metric (values within [-1, 1]) by prefix length, support as grey bars behind."""
+    lengths = [row.get("prefix_length") for row in rows]
+    keys = [k for k in rows[0] if k not in ("prefix_length", "support")] if rows else []
+    def share_like(key):
+        values = [r.get(key) for r in rows if r.get(key) is not None]
+        return all(isinstance(v, int | float) and not isinstance(v, bool) and -1.0001 <= v <= 1.0001 for v in values)
+
+    metrics = [k for k in keys if share_like(k)]
+    plot = _base(title, 290, x_axis_label="prefix length", y_range=Range1d(min(0, *_lows(rows, metrics)), 1.05))
+    if rows and any("support" in r for r in rows):
+        support = [r.get("support", 0) or 0 for r in rows]
+        plot.extra_y_ranges = {"support": Range1d(0, max(support) * 1.1 or 1)}
+        plot.add_layout(LinearAxis(y_range_name="support", axis_label="support (prefixes)"), "right")
+        plot.vbar(x=lengths, top=support, width=0.8, y_range_name="support", color=GREY, alpha=0.6,
+                  legend_label="support")  # fmt: skip
+    shown = metrics[:6]
+    if shown:  # one renderer for every metric line: quick to build and to draw
+        lines = ColumnDataSource({
+            "x": [lengths] * len(shown),
+            "y": [[r.get(m) if r.get(m) is not None else float("nan") for r in rows] for m in shown],
+            "metric": shown, "colour": [Category10_10[i % 10] for i in range(len(shown))],
+        })  # fmt: skip
+        plot.multi_line(xs="x", ys="y", line_color="colour", line_width=2, legend_field="metric", source=lines)
+    if plot.legend:
+        legend = plot.legend[0]
+        legend.orientation = "horizontal"
+        legend.label_text_font_size = "11px"
+        legend.click_policy = "hide"
+        plot.add_layout(legend, "below")
+    return plot
+
+
+def _lows(rows, metrics) -> list[float]:
+    return [min((r.get(m) for r in rows if r.get(m) is not None), default=0) for m in metrics] or [0]
+
+
+class RateChart:
+    """Events per second over the last minutes (one point per second)."""
+
+    def __init__(self, window: int = 120):
+        self.window = window
+        self.source = ColumnDataSource({"t": [], "rate": []})
+        self.plot = _base("Events per second", 220, x_axis_label="seconds ago")
+        self.plot.line("t", "rate", source=self.source, line_width=2, color=BLUE)
+        self.plot.varea(x="t", y1=0, y2="rate", source=self.source, color=BLUE, alpha=0.15)
+        self.plot.x_range.start, self.plot.x_range.end = -window, 0
+        self.plot.y_range.start = 0
+
+    def update(self, counts: Mapping[int, int], now: int) -> None:
+        seconds = np.arange(now - self.window, now)
+        rates = [counts.get(int(s), 0) for s in seconds]
+        self.source.data = {"t": (seconds - now).tolist(), "rate": rates}
+
+
+class Histogram:
+    """A histogram of values in [low, high] (e.g. alarm probabilities or treatment effects)."""
+
+    def __init__(self, title: str, low: float = 0.0, high: float = 1.0, bins: int = 20, colour: str = BLUE):
+        self.edges = np.linspace(low, high, bins + 1)
+        self.source = ColumnDataSource({"left": self.edges[:-1], "right": self.edges[1:], "count": np.zeros(bins)})
+        self.plot = _base(title, 220, x_axis_label="value", y_axis_label="prescriptions")
+        self.plot.quad(left="left", right="right", bottom=0, top="count", source=self.source, color=colour,
+                       line_color="white")  # fmt: skip
+        self.plot.y_range.start = 0
+        self.plot.add_tools(HoverTool(tooltips=[("from", "@left{0.00}"), ("to", "@right{0.00}"), ("", "@count")]))
+
+    def set_title(self, title: str) -> None:
+        self.plot.title.text = title
+
+    def update(self, values: Sequence[float]) -> None:
+        counts, _ = np.histogram(np.clip(np.asarray(values, dtype=float), self.edges[0], self.edges[-1]),
+                                 bins=self.edges)  # fmt: skip
+        self.source.data = {"left": self.edges[:-1], "right": self.edges[1:], "count": counts}
+
+
+class ShareChart:
+    """Horizontal bars: the share of prescriptions that recommend the treatment, per plugin."""
+
+    def __init__(self, labels: Sequence[str]):
+        labels = list(labels) or ["(no treatment plugin)"]
+        self.labels = labels
+        self.source = ColumnDataSource({"label": labels, "share": [0.0] * len(labels), "text": [""] * len(labels)})
+        self.plot = _base("Share of treatments recommended", 90 + 40 * len(labels), y_range=labels,
+                          x_range=Range1d(0, 1.25))  # fmt: skip
+        self.plot.hbar(y="label", right="share", height=0.6, source=self.source, color="#2a9d8f")
+        self.plot.text(x="share", y="label", text="text", source=self.source, x_offset=4, text_baseline="middle",
+                       text_font_size="11px")  # fmt: skip
+        self.plot.xaxis.axis_label = "share of prescriptions"
+        self.plot.ygrid.grid_line_color = None
+
+    def update(self, shares: Mapping[str, tuple[int, int]]) -> None:
+        values, texts = [], []
+        for label in self.labels:
+            yes, total = shares.get(label, (0, 0))
+            values.append(yes / total if total else 0.0)
+            texts.append(f"{yes / total:.0%} of {total:,}" if total else "no prescription yet")
+        self.source.data = {"label": self.labels, "share": values, "text": texts}

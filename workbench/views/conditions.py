@@ -1,0 +1,522 @@
+"""Outcome and treatment editor: OR-of-AND groups of conditions, live counts of labelled cases, plugin forms.
+
+Only operators valid for a column's type are offered (``prcore_core.conditions.operators_for``), activity and
+other text values come from the log (``DefinedLog.values_of``), and the live counts are the core's
+(``PrCore.count_matching_cases``), so the editor holds no rule of the condition language itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+
+import panel as pn
+import param
+
+from prcore_core import registry
+from prcore_core.columns import DURATION_COLUMN, ColumnDefinition, ColumnsDefinition, Family, family
+from prcore_core.conditions import operators_for
+from prcore_core.errors import PrCoreError
+from workbench.views.state import WorkbenchState, error_text
+from workbench.views.widgets import Message, fmt_int, heading, slug
+
+#: Operators for which a value picker offers the log's values.
+_PICK_OPERATORS = ("EQUAL", "NOT_EQUAL", "IS")
+_PLACEHOLDERS = {
+    "duration": "e.g. 10d, 4h, 30min, 3600",
+    Family.NUMBER: "a number, e.g. 15000",
+    Family.DATETIME: "e.g. 2024-03-01 or 2024-03-01T12:00",
+    Family.TEXT: "text",
+    Family.CATEGORICAL: "a value",
+}
+
+
+class EditorContext:
+    """What the condition pickers need to know about the defined log: columns, their values."""
+
+    def __init__(self, columns: ColumnsDefinition, values: dict[str, list[str]], n_cases: int):
+        self.columns = columns
+        self.values = values
+        self.n_cases = n_cases
+
+    def kind(self, column: str):
+        definition = self.columns.columns.get(column)
+        if (column == DURATION_COLUMN and definition is None) or definition is ColumnDefinition.DURATION:
+            return "duration"
+        return family(definition)
+
+    def operators(self, column: str) -> list[str]:
+        try:
+            return [str(o) for o in operators_for(column, self.columns)]
+        except PrCoreError:
+            return []
+
+
+def load_context(core, event_log_id: int) -> EditorContext:
+    """Read the defined log once (cached by the core) and the values offered for text-like columns."""
+    defined = core.defined_log(event_log_id)
+    columns = defined.columns
+    values = {}
+    for column in columns.outcome_columns:
+        if column in defined.log and family(columns.columns.get(column)) in (Family.TEXT, Family.CATEGORICAL):
+            values[column] = defined.values_of(column)
+    return EditorContext(columns, values, defined.n_cases)
+
+
+class ConditionRow(pn.viewable.Viewer):
+    """column · operator · value, with a remove button."""
+
+    def __init__(self, editor: DefinitionEditor, condition: dict | None = None):
+        super().__init__()
+        self.editor = editor
+        context = editor.context
+        options = editor.column_options
+        condition = condition or {}
+        column = condition.get("column") if condition.get("column") in options else None
+        if column is None:
+            column = context.columns.activity if context.columns.activity in options else options[0]
+        self.column = pn.widgets.Select(options=options, value=column, width=190, css_classes=["wb-cond-column"])
+        self.operator = pn.widgets.Select(width=210, css_classes=["wb-cond-operator"])
+        self.value_select = pn.widgets.Select(width=260, css_classes=["wb-cond-value", "wb-cond-value-select"])
+        self.value_text = pn.widgets.TextInput(width=260, css_classes=["wb-cond-value", "wb-cond-value-text"])
+        self.remove = pn.widgets.Button(name="✕", width=36, button_style="outline", css_classes=["wb-cond-remove"])
+        self.remove.on_click(lambda _: editor.remove_condition(self))
+        self._set_operators(condition.get("operator"))
+        self._set_value_widget(condition.get("value"))
+        self.column.param.watch(self._column_changed, "value")
+        self.operator.param.watch(self._operator_changed, "value")
+        self.value_select.param.watch(lambda _: editor.changed(), "value")
+        self.value_text.param.watch(lambda _: editor.changed(), "value")
+        self.layout = pn.Row(self.column, self.operator, self.value_select, self.value_text, self.remove,
+                             css_classes=["wb-condition"], margin=(0, 0))  # fmt: skip
+
+    def _set_operators(self, wanted=None):
+        operators = self.editor.context.operators(self.column.value)
+        self.operator.options = operators
+        if wanted in operators:
+            self.operator.value = wanted
+        elif operators:
+            self.operator.value = operators[0]
+
+    def _set_value_widget(self, value=None):
+        context = self.editor.context
+        kind = context.kind(self.column.value)
+        offered = context.values.get(self.column.value, [])
+        pick = bool(offered) and self.operator.value in _PICK_OPERATORS
+        boolean = kind == Family.BOOLEAN
+        self.value_select.visible = pick and not boolean
+        self.value_text.visible = not pick and not boolean
+        self.value_text.placeholder = _PLACEHOLDERS.get(kind, "value")
+        if pick:
+            options = list(offered)
+            if value is not None and value not in options:
+                options = [value, *options]
+            self.value_select.options = options
+            self.value_select.value = value if value is not None else options[0]
+        elif value is not None:
+            self.value_text.value = str(value)
+
+    def _column_changed(self, _):
+        self.value_text.value = ""
+        self._set_operators()
+        self._set_value_widget()
+        self.editor.changed()
+
+    def _operator_changed(self, _):
+        current = self.value
+        self._set_value_widget(current if current else None)
+        self.editor.changed()
+
+    @property
+    def value(self):
+        if self.value_select.visible:
+            return self.value_select.value
+        if self.value_text.visible:
+            return self.value_text.value
+        return None
+
+    def to_dict(self) -> dict:
+        condition = {"column": self.column.value, "operator": self.operator.value}
+        if self.value is not None:
+            condition["value"] = self.value
+        return condition
+
+    def __panel__(self):
+        return self.layout
+
+
+class GroupEditor(pn.viewable.Viewer):
+    """An AND group: every condition must hold on one event of the case."""
+
+    def __init__(self, editor: DefinitionEditor, conditions: list[dict] | None = None):
+        super().__init__()
+        self.editor = editor
+        self.rows: list[ConditionRow] = [ConditionRow(editor, c) for c in (conditions or [{}])]
+        self.box = pn.Column(*self.rows, margin=(0, 0))
+        self.title = pn.pane.HTML(margin=(4, 10))
+        add = pn.widgets.Button(name="+ and", width=70, button_style="outline", css_classes=["wb-add-and"])
+        add.on_click(lambda _: self.add())
+        remove = pn.widgets.Button(name="Remove group", width=120, button_style="outline",
+                                   css_classes=["wb-remove-group"])  # fmt: skip
+        remove.on_click(lambda _: editor.remove_group(self))
+        self.layout = pn.Column(pn.Row(self.title, pn.HSpacer(), remove), self.box, add,
+                                css_classes=["wb-card", "wb-group"], sizing_mode="stretch_width")  # fmt: skip
+
+    def add(self):
+        self.rows.append(ConditionRow(self.editor))
+        self.box.objects = list(self.rows)
+        self.editor.changed()
+
+    def remove(self, row: ConditionRow) -> bool:
+        if row not in self.rows:
+            return False
+        self.rows.remove(row)
+        self.box.objects = list(self.rows)
+        return True
+
+    def to_list(self) -> list[dict]:
+        return [row.to_dict() for row in self.rows]
+
+    def __panel__(self):
+        return self.layout
+
+
+class DefinitionEditor(pn.viewable.Viewer):
+    """An outcome or treatment definition: OR of AND groups, with a live count of the cases it labels."""
+
+    def __init__(self, state: WorkbenchState, kind: str, context: EditorContext, event_log_id: int,
+                 raw: list | None = None, negative: bool = False):  # fmt: skip
+        super().__init__()
+        self.state, self.kind, self.context, self.event_log_id = state, kind, context, event_log_id
+        columns = context.columns
+        self.column_options = list(columns.outcome_columns if kind == "outcome" else columns.condition_columns)
+        self.groups: list[GroupEditor] = []
+        self.box = pn.Column(sizing_mode="stretch_width", margin=(0, 0))
+        self.count = pn.pane.HTML(css_classes=[f"wb-{kind}-count", "wb-count"], sizing_mode="stretch_width")
+        self.add_group_button = pn.widgets.Button(name="+ or group" if raw else f"+ define the {kind}", width=170,
+                                                  button_style="outline", css_classes=["wb-add-or"])  # fmt: skip
+        self.add_group_button.on_click(lambda _: self.add_group())
+        self.negative = pn.widgets.RadioButtonGroup(
+            options={"positive (desired)": False, "negative (undesired)": True}, value=negative,
+            button_type="primary", button_style="outline", css_classes=["wb-outcome-sign"],
+            visible=kind == "outcome",
+        )  # fmt: skip
+        self.negative.param.watch(lambda _: self.changed(), "value")
+        self._version = 0
+        for group in raw or []:
+            self.groups.append(GroupEditor(self, group))
+        self._refresh_groups()
+        if kind == "outcome":
+            intro = "A case has the outcome below when <b>any</b> group holds; a group holds when <b>all</b> its " \
+                    "conditions hold on one event of the case. The outcome it describes is:"
+        else:
+            intro = "A case is treated when <b>any</b> group holds (same rules). Leave it empty for no treatment."
+        self.layout = pn.Column(
+            pn.pane.HTML(f'<div class="wb-muted">{intro}</div>', sizing_mode="stretch_width"),
+            self.negative, self.box, self.add_group_button, self.count,
+            css_classes=[f"wb-{kind}", "wb-definition-editor"], sizing_mode="stretch_width",
+        )  # fmt: skip
+        self.changed()
+
+    def add_group(self):
+        self.groups.append(GroupEditor(self))
+        self._refresh_groups()
+        self.changed()
+
+    def remove_group(self, group: GroupEditor):
+        if group in self.groups:
+            self.groups.remove(group)
+            self._refresh_groups()
+            self.changed()
+
+    def remove_condition(self, row: ConditionRow):
+        for group in list(self.groups):
+            if group.remove(row):
+                if not group.rows:
+                    self.groups.remove(group)
+                    self._refresh_groups()
+                break
+        self.changed()
+
+    def _refresh_groups(self):
+        for index, group in enumerate(self.groups):
+            group.title.object = f"<b>{'Either' if index == 0 else 'or'}</b> all of:" if len(self.groups) > 1 \
+                else "<b>All of:</b>"
+            group.layout.css_classes = ["wb-card", "wb-group", f"wb-group-{index}"]
+        self.box.objects = list(self.groups)
+        self.add_group_button.name = "+ or group" if self.groups else f"+ define the {self.kind}"
+
+    def to_list(self) -> list[list[dict]] | None:
+        groups = [group.to_list() for group in self.groups if group.rows]
+        return groups or None
+
+    def changed(self):
+        """Recount (debounced: only the last change of a burst asks the core)."""
+        self._version += 1
+        pn.state.execute(self._count)
+
+    async def _count(self):
+        version = self._version
+        await asyncio.sleep(0.25)
+        if version != self._version:
+            return
+        raw = self.to_list()
+        if raw is None:
+            text = "No outcome defined: plugins that need one are left out." if self.kind == "outcome" \
+                else "No treatment defined: plugins that need one are left out."
+            self.count.object = f'<div class="wb-muted">{text}</div>'
+            return
+        try:
+            matching, total = await self.state.run(self.state.core.count_matching_cases, self.event_log_id, raw)
+        except Exception as exc:
+            if version == self._version:
+                self.count.object = (f'<div class="wb-count-error" style="color:#b02a37">'
+                                     f"{html.escape(error_text(exc))}</div>")  # fmt: skip
+            return
+        if version != self._version:
+            return
+        share = matching / total if total else 0.0
+        if self.kind == "treatment":
+            text = f"<b>{fmt_int(matching)}</b> of {fmt_int(total)} cases ({share:.1%}) are treated."
+        elif self.negative.value:
+            text = (f"<b>{fmt_int(total - matching)}</b> of {fmt_int(total)} cases ({1 - share:.1%}) are labelled "
+                    f"positive ({fmt_int(matching)} match the negative outcome).")  # fmt: skip
+        else:
+            text = f"<b>{fmt_int(matching)}</b> of {fmt_int(total)} cases ({share:.1%}) are labelled positive."
+        self.count.object = f'<div class="wb-count-ok" style="font-size:15px">{text}</div>'
+
+    def __panel__(self):
+        return self.layout
+
+
+def parameter_widget(instance: param.Parameterized, name: str) -> pn.viewable.Viewable:
+    """The input for one declared parameter, linked to it (numbers as inputs: a parameter may be unset)."""
+    declared = instance.param[name]
+    options = {"css_classes": [f"wb-param-{slug(name)}"], "width": 210, "margin": (5, 10)}
+    if declared.doc:
+        options["description"] = " ".join(declared.doc.split())
+    if isinstance(declared, param.Boolean):
+        options.pop("description", None)
+        return pn.widgets.Checkbox.from_param(declared, **options)
+    if isinstance(declared, param.Integer):
+        return pn.widgets.IntInput.from_param(declared, **options)
+    if isinstance(declared, param.Number):
+        return pn.widgets.FloatInput.from_param(declared, **options)
+    if isinstance(declared, param.Selector):
+        return pn.widgets.Select.from_param(declared, **options)
+    if isinstance(declared, param.String):
+        return pn.widgets.TextInput.from_param(declared, **options)
+    return pn.Param(instance, parameters=[name], show_name=False, css_classes=options["css_classes"])
+
+
+class PluginForm(pn.viewable.Viewer):
+    """A plugin's declared parameters as a form (from its ``param`` declarations), plus its additional info."""
+
+    def __init__(self, key: str, info: dict, parameters: dict | None = None, additional_info: dict | None = None):
+        super().__init__()
+        self.key = key
+        self.plugin_class = registry.get_plugin_class(key)
+        self.defaults = info["parameters"]
+        try:
+            self.instance = self.plugin_class.from_parameters(parameters or {})
+        except PrCoreError:
+            self.instance = self.plugin_class.from_parameters({})
+        self.names = list(self.defaults)
+        self.form = pn.Column(sizing_mode="stretch_width")  # the parameter widgets are built on first opening
+        needs = [what for what, flag in (("an outcome", info["needs_outcome"]), ("a treatment",
+                 info["needs_treatment"])) if flag]  # fmt: skip
+        self.info_input = pn.widgets.TextAreaInput(
+            name="Additional info (JSON object)", value=json.dumps(additional_info) if additional_info else "",
+            placeholder='{"key": "value"}', height=80, sizing_mode="stretch_width",
+            css_classes=["wb-plugin-info", f"wb-plugin-info-{slug(key)}"],
+        )  # fmt: skip
+        self.info_message = Message(f"wb-plugin-info-message-{slug(key)}")
+        self.info_input.param.watch(self._check_info, "value")
+        self._check_info()
+        self.layout = pn.Card(
+            pn.pane.HTML(f'<div class="wb-muted">{html.escape(info["description"] or "")}'
+                         f"{' Needs ' + ' and '.join(needs) + ' definition.' if needs else ''}</div>",
+                         sizing_mode="stretch_width"),
+            self.form, self.info_input, self.info_message,
+            title=f"{info['name']} · {info['prescription_type']}", collapsed=True, sizing_mode="stretch_width",
+            css_classes=["wb-plugin-form", f"wb-plugin-form-{slug(key)}"],
+        )  # fmt: skip
+        self.layout.param.watch(self._opened, "collapsed")
+
+    def _opened(self, event):
+        if event.new or self.form.objects:
+            return
+        if not self.names:
+            self.form.objects = [pn.pane.HTML("No parameters.")]
+            return
+        widgets = [parameter_widget(self.instance, name) for name in self.names]
+        self.form.objects = [pn.GridBox(*widgets, ncols=4, sizing_mode="stretch_width",
+                                        css_classes=["wb-plugin-params"])]  # fmt: skip
+
+    def parameters(self) -> dict:
+        """The parameters that differ from the declared defaults."""
+        return {n: getattr(self.instance, n) for n, default in self.defaults.items()
+                if getattr(self.instance, n) != default}  # fmt: skip
+
+    def additional_info(self) -> dict | None:
+        """The additional info as an object; raises ``ValueError`` with a readable message when it is not one."""
+        text = (self.info_input.value or "").strip()
+        if not text:
+            return None
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"The additional info of {self.key} is not valid JSON: {exc.msg}") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"The additional info of {self.key} must be a JSON object")
+        return value
+
+    def _check_info(self, *_):
+        try:
+            value = self.additional_info()
+        except ValueError as exc:
+            self.info_message.error(str(exc))
+            return
+        try:
+            self.plugin_class.validate_additional_info(value or {})
+        except PrCoreError as exc:
+            if value is None:
+                self.info_message.info(f"Without additional info this plugin is left out: {html.escape(exc.detail)}",
+                                       markup=True)  # fmt: skip
+            else:
+                self.info_message.error(exc.detail)
+            return
+        self.info_message.clear()
+
+    def __panel__(self):
+        return self.layout
+
+
+class OutcomeTreatmentView(pn.viewable.Viewer):
+    """Step 3: outcome and treatment definitions, plugin settings, then create (or redefine) the project."""
+
+    state = param.ClassSelector(class_=WorkbenchState)
+
+    def __init__(self, state: WorkbenchState, **params):
+        super().__init__(state=state, **params)
+        self.outcome: DefinitionEditor | None = None
+        self.treatment: DefinitionEditor | None = None
+        self.plugin_forms: list[PluginForm] = []
+        self.placeholder = pn.pane.HTML('<div class="wb-muted">Define the columns of an event log first '
+                                        "(2 · Columns).</div>")  # fmt: skip
+        self.loading = pn.indicators.Progress(active=True, value=-1, visible=False, width=240, height=12)
+        self.outcome_box = pn.Column(sizing_mode="stretch_width")
+        self.treatment_box = pn.Column(sizing_mode="stretch_width")
+        self.plugins_box = pn.Column(sizing_mode="stretch_width")
+        self.project_name = pn.widgets.TextInput(name="Project name", width=320, css_classes=["wb-project-name-input"])
+        self.description = pn.widgets.TextInput(name="Description (optional)", width=420)
+        self.create_button = pn.widgets.Button(name="Create project and train", button_type="primary", width=230,
+                                               css_classes=["wb-create-project"], align="end")  # fmt: skip
+        self.create_button.on_click(self._create)
+        self.message = Message("wb-create-error")
+        self.editor = pn.Column(
+            heading("Outcome", 3), self.outcome_box,
+            heading("Treatment", 3), self.treatment_box,
+            heading("Plugins", 3),
+            pn.pane.HTML('<div class="wb-muted">Every applicable plugin is trained. Open a plugin to change its '
+                         "parameters or give it additional info.</div>", sizing_mode="stretch_width"),
+            self.plugins_box,
+            pn.Row(self.project_name, self.description, self.create_button), self.message,
+            sizing_mode="stretch_width", visible=False,
+        )  # fmt: skip
+        self.layout = pn.Column(heading("3 · Outcome and treatment"), self.placeholder,
+                                self.loading, self.editor, sizing_mode="stretch_width",
+                                css_classes=["wb-view-definition"])  # fmt: skip
+        self._loaded = None
+        pn.state.execute(self._load)
+
+    @param.depends("state.event_log_id", "state.analysis", watch=True)
+    def _event_log_changed(self):
+        pn.state.execute(self._load)
+
+    def _project(self):
+        return next((p for p in self.state.projects if p.event_log.id == self.state.event_log_id), None)
+
+    async def _load(self):
+        event_log_id = self.state.event_log_id
+        if event_log_id is None:
+            self.placeholder.visible, self.editor.visible = True, False
+            return
+        key = (event_log_id, id(self.state.analysis))
+        if key == self._loaded:
+            return
+        self._loaded = key
+        self.loading.visible = True
+        core = self.state.core
+        try:
+            event_log = await self.state.run(core.get_event_log, event_log_id)
+            context = await self.state.run(load_context, core, event_log_id)
+            available = await self.state.run(core.available_plugins)
+        except Exception as exc:
+            self.loading.visible = False
+            self.placeholder.object = f'<div class="wb-muted">{html.escape(error_text(exc))}</div>'
+            self.placeholder.visible, self.editor.visible = True, False
+            return
+        self.loading.visible = False
+        definition = event_log.definition or {}
+        project = self._project()
+        self.outcome = DefinitionEditor(self.state, "outcome", context, event_log_id,
+                                        definition.get("outcome_definition"),
+                                        bool(definition.get("outcome_definition_negative")))  # fmt: skip
+        self.treatment = DefinitionEditor(self.state, "treatment", context, event_log_id,
+                                          definition.get("treatment_definition"))  # fmt: skip
+        if not definition.get("outcome_definition") and project is None:
+            self.outcome.add_group()
+        self.outcome_box.objects = [self.outcome]
+        self.treatment_box.objects = [self.treatment]
+        stored = {p.key: p for p in project.plugins} if project else {}
+        self.plugin_forms = [
+            PluginForm(key, info, stored[key].parameters if key in stored else None,
+                       stored[key].additional_info if key in stored else None)
+            for key, info in available.items()
+        ]  # fmt: skip
+        self.plugins_box.objects = self.plugin_forms
+        self.project_name.value = project.name if project else event_log.file_name
+        self.project_name.disabled = project is not None
+        self.description.disabled = project is not None
+        self.create_button.name = "Redefine and retrain" if project else "Create project and train"
+        self.message.clear()
+        self.placeholder.visible, self.editor.visible = False, True
+
+    async def _create(self, _):
+        if self.outcome is None:
+            return
+        self.message.clear()
+        try:
+            parameters = {f.key: f.parameters() for f in self.plugin_forms if f.parameters()}
+            additional_info = {f.key: info for f in self.plugin_forms if (info := f.additional_info())}
+        except ValueError as exc:
+            self.message.error(str(exc))
+            return
+        outcome, treatment = self.outcome.to_list(), self.treatment.to_list()
+        sign = {"negative_outcome" if self.outcome.negative.value else "positive_outcome": outcome}
+        project = self._project()
+        core = self.state.core
+        self.create_button.disabled = True
+        try:
+            if project is None:
+                created = await self.state.run(
+                    core.create_project, self.state.event_log_id, treatment=treatment, parameters=parameters or None,
+                    additional_info=additional_info or None, name=self.project_name.value or None,
+                    description=self.description.value or None, **sign,
+                )  # fmt: skip
+            else:
+                created = await self.state.run(core.redefine_project, project.id, treatment=treatment,
+                                               parameters=parameters or None,
+                                               additional_info=additional_info or None, **sign)  # fmt: skip
+        except Exception as exc:
+            self.message.error(error_text(exc))
+            return
+        finally:
+            self.create_button.disabled = False
+        await self.state.refresh()
+        self.state.open_project(created.id, "training")
+
+    def __panel__(self):
+        return self.layout

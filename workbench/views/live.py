@@ -1,0 +1,431 @@
+"""Live prescriptions: start/stop streaming or a simulation, a live table of events and their prescriptions,
+a per-case drill-down and live charts.
+
+The core's broker calls :meth:`LiveView._news` from its prescriber thread; that callback only puts the news into a
+``queue.Queue``. A periodic callback of the session (every :data:`DRAIN_MS` ms, holding the document lock) drains
+the queue and updates the table and charts once per drain, however many events arrived, so a burst of hundreds of
+events per second costs a handful of updates per second in the browser.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import html
+import logging
+import queue
+import time
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from workbench.views import prescriptions as rx
+from workbench.views.charts import Histogram, RateChart, ShareChart
+from workbench.views.state import WorkbenchState, error_text
+from workbench.views.widgets import Message, badge, fmt_int, heading, table
+
+log = logging.getLogger(__name__)
+
+DRAIN_MS = 400
+#: Rows kept in the live table (older rows roll over).
+TABLE_ROWS = 200
+#: Events taken from the queue per drain at most (the rest waits for the next drain).
+MAX_PER_DRAIN = 5000
+#: Cases (and events per case) remembered for the drill-down.
+MAX_CASES = 5000
+MAX_CASE_EVENTS = 300
+#: Values kept for the distribution chart.
+DISTRIBUTION_VALUES = 2000
+RUNNING = ("ACTIVATING", "STREAMING", "SIMULATING")
+#: Column titles of the live table by prescription type (the plugin's name when a type occurs twice).
+SHORT_TITLES = {"NEXT_ACTIVITY": "Next activity", "ALARM": "Alarm", "TREATMENT_EFFECT": "Treatment effect",
+                "RESOURCE_ALLOCATION": "Resource"}  # fmt: skip
+MODES = {"Simulation (replay held-out cases)": "simulating", "Streaming (events posted over REST)": "streaming"}
+PACES = {"Fixed interval": "interval", "The log's real time, sped up": "speed"}
+
+
+def _clock(text: str | None) -> str:
+    if not text:
+        return ""
+    try:
+        return dt.datetime.fromisoformat(text).astimezone().strftime("%H:%M:%S")
+    except ValueError:
+        return str(text)
+
+
+def _epoch_second(text: str | None) -> int:
+    try:
+        return int(dt.datetime.fromisoformat(text).timestamp())
+    except (TypeError, ValueError):
+        return int(time.time())
+
+
+class LiveView(pn.viewable.Viewer):
+    """Streaming control, live table, case drill-down and charts of the open project."""
+
+    state = param.ClassSelector(class_=WorkbenchState)
+
+    def __init__(self, state: WorkbenchState, **params):
+        super().__init__(state=state, **params)
+        self.queue: queue.Queue = queue.Queue()
+        self.token: int | None = None
+        self.subscribed_id: int | None = None
+        self.received = 0
+        self._rate_second = 0
+        self._pending_reset = None
+        self.plugins: list[tuple[str, str, str]] = []  # (key, name, type)
+        self.case_column = self.activity_column = None
+        self.cases: collections.OrderedDict[str, list[dict]] = collections.OrderedDict()
+        self.per_second: dict[int, int] = collections.defaultdict(int)
+        self.distribution: collections.deque = collections.deque(maxlen=DISTRIBUTION_VALUES)
+        self.shares: dict[str, list[int]] = {}
+        # controls
+        self.mode = pn.widgets.RadioButtonGroup(options=MODES, value="simulating", button_type="primary",
+                                                button_style="outline", css_classes=["wb-live-mode"])  # fmt: skip
+        self.pace = pn.widgets.Select(name="Pace", options=PACES, value="interval", width=220)
+        self.interval = pn.widgets.FloatInput(name="Seconds between events", value=0.1, start=0.0, step=0.05,
+                                              width=170, css_classes=["wb-live-interval"])  # fmt: skip
+        self.speed = pn.widgets.FloatInput(name="Speed-up (× real time)", value=3600.0, start=1.0, width=170,
+                                           visible=False, css_classes=["wb-live-speed"])  # fmt: skip
+        self.max_events = pn.widgets.IntInput(name="Stop after (events, 0 = all)", value=0, start=0, width=190,
+                                              css_classes=["wb-live-max"])  # fmt: skip
+        self.start_button = pn.widgets.Button(name="Start", button_type="success", width=90, align="end",
+                                              css_classes=["wb-live-start"])  # fmt: skip
+        self.stop_button = pn.widgets.Button(name="Stop", button_type="danger", width=90, align="end",
+                                             css_classes=["wb-live-stop"])  # fmt: skip
+        self.clear_button = pn.widgets.Button(name="Clear streamed events", width=170, align="end",
+                                              css_classes=["wb-live-clear"])  # fmt: skip
+        self.start_button.on_click(self._start)
+        self.stop_button.on_click(self._stop)
+        self.clear_button.on_click(self._clear)
+        self.pace.param.watch(self._pace_changed, "value")
+        self.mode.param.watch(self._mode_changed, "value")
+        self.status = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["wb-live-status"])
+        self.counter = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["wb-live-counter"])
+        self.message = Message("wb-live-error")
+        self.hint = pn.pane.HTML(visible=False, sizing_mode="stretch_width")
+        self.table = table("wb-live-table", height=390, selectable=False)
+        self.table.on_click(self._clicked)
+        self.freeze = pn.widgets.Checkbox(name="Pause the table (events keep arriving and are added on resume)",
+                                          css_classes=["wb-live-freeze"])  # fmt: skip
+        self.freeze.param.watch(self._freeze_changed, "value")
+        self._rows: collections.deque = collections.deque(maxlen=TABLE_ROWS)
+        self._columns: list[str] = ["event", "received", "case", "activity"]
+        # drill-down
+        self.case_input = pn.widgets.TextInput(name="Case", placeholder="click an event, or type a case id", width=300,
+                                               css_classes=["wb-case-input"])  # fmt: skip
+        self.case_input.param.watch(lambda _: self._show_case(), "value")
+        self.case_header = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["wb-case-header"])
+        self.case_events = table("wb-case-events", max_height=220, visible=False)
+        self.case_prescriptions = table("wb-case-prescriptions", max_height=260, visible=False)
+        # charts
+        self.rate = RateChart()
+        self.histogram = Histogram("Alarm probability")
+        self.share = ShareChart([])
+        self.share_pane = pn.pane.Bokeh(self.share.plot, sizing_mode="stretch_width")
+        charts = pn.Row(pn.pane.Bokeh(self.rate.plot, sizing_mode="stretch_width"),
+                        pn.pane.Bokeh(self.histogram.plot, sizing_mode="stretch_width"), self.share_pane,
+                        sizing_mode="stretch_width", css_classes=["wb-live-charts"])  # fmt: skip
+        self.placeholder = pn.pane.HTML('<div class="wb-muted">Open a trained project on the Projects page.</div>')
+        self.body = pn.Column(
+            pn.Row(self.mode, self.pace),
+            pn.Row(self.interval, self.speed, self.max_events, self.start_button, self.stop_button,
+                   self.clear_button),
+            self.hint, self.message, self.status, self.counter, charts,
+            heading("Incoming events and their prescriptions (newest first)", 4), self.freeze,
+            self.table,
+            heading("Case drill-down", 4),
+            self.case_input, self.case_header,
+            heading("Prescriptions after each event of the case", 4), self.case_prescriptions,
+            heading("The case's events", 4), self.case_events,
+            sizing_mode="stretch_width",
+        )  # fmt: skip
+        self.layout = pn.Column(heading("Live prescriptions"), self.placeholder,
+                                self.body, sizing_mode="stretch_width", css_classes=["wb-view-live"])  # fmt: skip
+        self.drain_callback = pn.state.add_periodic_callback(self._drain, period=DRAIN_MS)
+        pn.state.on_session_destroyed(self._session_destroyed)
+        self._project_changed()
+
+    # -- subscription ----------------------------------------------------------------------------------------------
+    def _news(self, kind: str, payload) -> None:
+        """Called by the broker in the prescriber's thread: only hand the news over, never touch the page here."""
+        self.queue.put((kind, payload))
+
+    def _subscribe(self, project_id: int | None) -> None:
+        broker = self.state.core.broker
+        if self.token is not None:
+            broker.unsubscribe(self.token)
+            self.token = None
+        self.queue = queue.Queue()
+        self.subscribed_id = project_id
+        if project_id is not None:
+            self.token = broker.subscribe(project_id, self._news)
+
+    def _session_destroyed(self, _context) -> None:
+        if self.token is not None:
+            self.state.core.broker.unsubscribe(self.token)
+            self.token = None
+        self.drain_callback.stop()
+
+    @param.depends("state.project", watch=True)
+    def _project_changed(self):
+        project = self.state.project
+        self.placeholder.visible = project is None
+        self.body.visible = project is not None
+        if project is None:
+            self._subscribe(None)
+            return
+        if project.id != self.subscribed_id:
+            self._subscribe(project.id)
+            self._pending_reset = project
+        self._show_status(str(project.status))
+
+    def _reset(self, project) -> None:
+        """Start afresh for a project (changes Bokeh models: only called from the drain, under the document lock)."""
+        definition = (project.event_log.definition or {}).get("columns_definition") or {}
+        self.case_column = next((c for c, d in definition.items() if d == "CASE_ID"), None)
+        self.activity_column = next((c for c, d in definition.items() if d == "ACTIVITY"), None)
+        self.plugins = [(p.key, p.name, p.prescription_type) for p in project.plugins if not p.disabled]
+        self.received = 0
+        self._rows.clear()
+        self.cases.clear()
+        self.per_second.clear()
+        self.distribution.clear()
+        columns = self._columns = ["event", "received", "case", "activity", *[k for k, _, _ in self.plugins]]
+        kinds = [t for _, _, t in self.plugins]
+        self.table.titles = {"event": "#", "received": "at", **{
+            k: SHORT_TITLES.get(t, n) if kinds.count(t) == 1 else n for k, n, t in self.plugins}}  # fmt: skip
+        self.table.value = pd.DataFrame({c: pd.Series(dtype="int64" if c == "event" else "object") for c in columns})
+        alarm = [n for _, n, t in self.plugins if t == "ALARM"]
+        self.histogram.set_title("Alarm probability (negative outcome)" if alarm
+                                 else "Estimated treatment effect (CATE)")  # fmt: skip
+        self.histogram.edges = np.linspace(0, 1, 21) if alarm else np.linspace(-1, 1, 21)
+        self.histogram.update([])
+        acting = [n for _, n, t in self.plugins if t in ("TREATMENT_EFFECT", "RESOURCE_ALLOCATION")]
+        self.shares = {name: [0, 0] for name in acting}
+        self.share = ShareChart(acting)
+        self.share_pane.object = self.share.plot
+        self.rate.update({}, int(time.time()))
+        self.counter.object = ""
+        self.case_input.value = ""
+        self._show_case()
+
+    def _show_status(self, status: str) -> None:
+        running = status in RUNNING
+        self.start_button.disabled = status != "TRAINED"
+        self.stop_button.disabled = not running
+        self.clear_button.disabled = status == "ERROR"
+        explain = {
+            "TRAINED": "Ready: start a simulation or open the stream.",
+            "ACTIVATING": "Loading the plugins' models …",
+            "SIMULATING": "Simulating: held-out cases are replayed event by event.",
+            "STREAMING": "Streaming: events posted to the REST endpoint are prescribed here.",
+        }.get(status, "The project must be trained before it can prescribe.")
+        self.status.object = f'<span class="wb-live-state" data-status="{status}">{badge(status)}</span> {explain}'
+
+    # -- controls --------------------------------------------------------------------------------------------------
+    def _pace_changed(self, _):
+        self.interval.visible = self.pace.value == "interval"
+        self.speed.visible = self.pace.value == "speed"
+
+    def _mode_changed(self, _):
+        simulating = self.mode.value == "simulating"
+        self.pace.visible = self.max_events.visible = simulating
+        self.interval.visible = simulating and self.pace.value == "interval"
+        self.speed.visible = simulating and self.pace.value == "speed"
+        project = self.state.project
+        self.hint.visible = not simulating
+        if project is not None:
+            self.hint.object = (f'<div class="wb-muted">Post events as JSON to <code>/event/{project.id}</code> with '
+                                "the header <code>Authorization: Bearer &lt;API token&gt;</code> (printed when the "
+                                "server starts); they appear here with their prescriptions.</div>")  # fmt: skip
+
+    async def _start(self, _):
+        project = self.state.project
+        if project is None:
+            return
+        self.message.clear()
+        kwargs = {}
+        if self.mode.value == "simulating":
+            if self.pace.value == "interval":
+                kwargs["interval"] = float(self.interval.value or 0.0)
+            else:
+                kwargs["interval"], kwargs["speed"] = None, float(self.speed.value or 1.0)
+            kwargs["max_events"] = int(self.max_events.value) or None
+        self.start_button.disabled = True
+        try:
+            snapshot = await self.state.run(self.state.core.start_streaming, project.id, self.mode.value, **kwargs)
+        except Exception as exc:
+            self.message.error(error_text(exc))
+            self.start_button.disabled = False
+            return
+        self._show_status(str(snapshot.status))
+        await self.state.refresh()
+
+    async def _stop(self, _):
+        project = self.state.project
+        if project is None:
+            return
+        self.message.clear()
+        try:
+            snapshot = await self.state.run(self.state.core.stop_streaming, project.id)
+        except Exception as exc:
+            self.message.error(error_text(exc))
+            return
+        self._show_status(str(snapshot.status))
+        await self.state.refresh()
+
+    async def _clear(self, _):
+        project = self.state.project
+        if project is None:
+            return
+        self.message.clear()
+        try:
+            await self.state.run(self.state.core.clear_stream, project.id)
+        except Exception as exc:
+            self.message.error(error_text(exc))
+            return
+        self._pending_reset = project  # done by the next drain, which holds the document lock
+        await self.state.refresh()
+
+    # -- draining --------------------------------------------------------------------------------------------------
+    def _drain(self) -> None:
+        """Take whatever the broker queued and update the page once (runs in the session, with the document lock)."""
+        if self._pending_reset is not None:
+            project, self._pending_reset = self._pending_reset, None
+            self._reset(project)
+        events: list[dict] = []
+        status = None
+        try:
+            while len(events) < MAX_PER_DRAIN:
+                kind, payload = self.queue.get_nowait()
+                if kind == "events":
+                    events.extend(payload)
+                elif kind == "status":
+                    status = str(payload)
+                elif kind == "finished":
+                    status = status or "TRAINED"
+        except queue.Empty:
+            pass
+        if status is not None:
+            self._show_status(status)
+            self.state.refresh_now()
+        now = int(time.time())
+        if not events:
+            if self.received and now != self._rate_second:  # let the rate chart run on while nothing arrives
+                self._rate_second = now
+                self.rate.update(self.per_second, now)
+            return
+        try:
+            self._take(events, now)
+        except Exception:  # a malformed event must not stop the live view
+            log.exception("Updating the live view failed")
+
+    def _row(self, event: dict) -> dict:
+        data = event.get("data") or {}
+        row = {
+            "event": event.get("id"),
+            "received": _clock(event.get("timestamp")),
+            "case": str(data.get(self.case_column, "")),
+            "activity": str(data.get(self.activity_column, "")),
+        }
+        by_key = {rx.plugin_key(p): p for p in event.get("prescriptions") or []}
+        for key, _, _ in self.plugins:
+            prescription = by_key.get(key)
+            if event.get("case_completed"):
+                row[key] = "case completed"
+            else:
+                row[key] = rx.summary(prescription) if prescription is not None else ""
+        return row
+
+    def _take(self, events: list[dict], now: int) -> None:
+        self.received += len(events)
+        names = {k: n for k, n, _ in self.plugins}
+        alarm = any(t == "ALARM" for _, _, t in self.plugins)
+        for event in events:
+            data = event.get("data") or {}
+            case = str(data.get(self.case_column, ""))
+            history = self.cases.setdefault(case, [])
+            self.cases.move_to_end(case)
+            history.append(event)
+            del history[:-MAX_CASE_EVENTS]
+            self.per_second[_epoch_second(event.get("timestamp"))] += 1
+            for prescription in event.get("prescriptions") or []:
+                value = rx.alarm_probability(prescription) if alarm else rx.treatment_effect(prescription)
+                if value is not None and (alarm or prescription.get("type") == "TREATMENT_EFFECT"):
+                    self.distribution.append(value)
+                recommended = rx.recommends_treatment(prescription)
+                name = names.get(rx.plugin_key(prescription))
+                if recommended is not None and name in self.shares:
+                    self.shares[name][0] += int(recommended)
+                    self.shares[name][1] += 1
+        while len(self.cases) > MAX_CASES:
+            self.cases.popitem(last=False)
+        for second in [s for s in self.per_second if s < now - 300]:
+            del self.per_second[second]
+        self._rows.extendleft(self._row(e) for e in events)  # newest first
+        if not self.freeze.value:
+            self._show_rows()
+        self.rate.update(self.per_second, now)
+        self.histogram.update(list(self.distribution))
+        self.share.update({name: tuple(v) for name, v in self.shares.items()})
+        last = self.per_second.get(now - 1, 0)
+        self.counter.object = (f'<span class="wb-live-received" data-count="{self.received}">'
+                               f"<b>{fmt_int(self.received)}</b> events received in this view</span> · "
+                               f"{fmt_int(last)} in the last second · {fmt_int(len(self.cases))} cases")  # fmt: skip
+        if self.case_input.value and self.case_input.value in {str((e.get("data") or {}).get(self.case_column))
+                                                                for e in events}:  # fmt: skip
+            self._show_case()
+
+    def _show_rows(self) -> None:
+        """One table update for the whole drain: the newest rows first, at most TABLE_ROWS of them.
+
+        The table gets a fresh frame (newest first, a plain 0..n-1 index) rather than ``stream`` with a rollover:
+        the browser redraws the rows either way, and a rolled-over index would no longer match the clicked row.
+        """
+        self.table.value = pd.DataFrame(list(self._rows), columns=self._columns)
+
+    def _freeze_changed(self, _):
+        if not self.freeze.value:
+            self._show_rows()
+
+    # -- drill-down ------------------------------------------------------------------------------------------------
+    def _clicked(self, event) -> None:
+        try:
+            case = self.table.value["case"].iloc[event.row]
+        except (IndexError, KeyError, TypeError):
+            return
+        self.case_input.value = str(case)
+
+    def _show_case(self) -> None:
+        case = (self.case_input.value or "").strip()
+        history = self.cases.get(case)
+        if not case or history is None:
+            self.case_header.object = (f'<div class="wb-muted">No event of case {html.escape(case)} arrived in this '
+                                       "view.</div>") if case else ""  # fmt: skip
+            self.case_events.visible = self.case_prescriptions.visible = False
+            return
+        completed = any(e.get("case_completed") for e in history)
+        self.case_header.object = (f'<div class="wb-case-title"><b>Case {html.escape(case)}</b>: '
+                                   f"{len(history)} events{' · completed' if completed else ' · running'}</div>")
+        events = pd.DataFrame([{"event": e.get("id"), **(e.get("data") or {})} for e in history])
+        self.case_events.value = events.astype(object).where(events.notna(), None)
+        rows = []
+        for event in history:
+            row = {"event": event.get("id"), "at": _clock(event.get("timestamp")),
+                   "activity": str((event.get("data") or {}).get(self.activity_column, ""))}  # fmt: skip
+            by_key = {rx.plugin_key(p): p for p in event.get("prescriptions") or []}
+            for key, _, _ in self.plugins:
+                prescription = by_key.get(key)
+                row[key] = "case completed" if event.get("case_completed") else (
+                    rx.summary(prescription, full=True) if prescription is not None else "")  # fmt: skip
+            rows.append(row)
+        self.case_prescriptions.titles = {k: n for k, n, _ in self.plugins}
+        self.case_prescriptions.value = pd.DataFrame(rows, columns=["event", "at", "activity",
+                                                                    *[k for k, _, _ in self.plugins]])  # fmt: skip
+        self.case_events.visible = self.case_prescriptions.visible = True
+
+    def __panel__(self):
+        return self.layout

@@ -1,0 +1,125 @@
+"""Ongoing dataset: upload a log of running cases, see each case's prescriptions, download them as CSV."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import pandas as pd
+import panel as pn
+import param
+
+from workbench.views import prescriptions as rx
+from workbench.views.state import WorkbenchState, error_text
+from workbench.views.upload import CHUNK_SIZE, MAX_FILE_SIZE, SEPARATORS, new_file
+from workbench.views.widgets import Message, fmt_int, heading, table
+
+
+def prescriptions_long(result: dict) -> pd.DataFrame:
+    """One row per case and prescription: the CSV an analyst downloads."""
+    rows = []
+    for case, items in result.items():
+        for item in items:
+            plugin = item.get("plugin") or {}
+            output = item.get("output")
+            extra = {k: v for k, v in item.items() if k not in ("id", "datetime", "type", "output", "plugin", "detail")}
+            rows.append({
+                "case_id": case, "plugin": plugin.get("key", ""), "plugin_name": plugin.get("name", ""),
+                "type": item.get("type"), "prescription": rx.summary(item),
+                "output": json.dumps(output) if isinstance(output, dict | list) else output,
+                "detail": item.get("detail"), "extra": json.dumps(extra, default=str) if extra else None,
+            })  # fmt: skip
+    return pd.DataFrame(rows, columns=["case_id", "plugin", "plugin_name", "type", "prescription", "output", "detail",
+                                       "extra"])  # fmt: skip
+
+
+def prescriptions_wide(result: dict) -> pd.DataFrame:
+    """One row per case, one column per plugin (the summary of its prescription)."""
+    rows = []
+    for case, items in result.items():
+        row = {"case": case}
+        for item in items:
+            row[(item.get("plugin") or {}).get("name") or item.get("type")] = rx.summary(item, full=True)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+class OngoingView(pn.viewable.Viewer):
+    """Prescriptions for every case of an uploaded log of ongoing cases."""
+
+    state = param.ClassSelector(class_=WorkbenchState)
+
+    def __init__(self, state: WorkbenchState, **params):
+        super().__init__(state=state, **params)
+        self.dropper = pn.widgets.FileDropper(multiple=False, chunk_size=CHUNK_SIZE, max_file_size=MAX_FILE_SIZE,
+                                              layout="compact", sizing_mode="stretch_width", height=130,
+                                              css_classes=["wb-ongoing-dropper"])  # fmt: skip
+        self.separator = pn.widgets.Select(name="CSV separator", options=SEPARATORS, width=200)
+        self.progress = pn.indicators.Progress(active=True, value=-1, visible=False, sizing_mode="stretch_width",
+                                               height=12)  # fmt: skip
+        self.status = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["wb-ongoing-status"])
+        self.message = Message("wb-ongoing-error")
+        self.table = table("wb-ongoing-table", visible=False, pagination="local", page_size=20)
+        self.download = pn.widgets.FileDownload(callback=self._csv, filename="prescriptions.csv", visible=False,
+                                                button_type="primary", label="Download prescriptions (CSV)",
+                                                width=260, css_classes=["wb-ongoing-download"])  # fmt: skip
+        self.result: dict | None = None
+        self._seen: dict[str, int] = {}
+        self.dropper.param.watch(self._dropped, "value")
+        self.placeholder = pn.pane.HTML('<div class="wb-muted">Open a trained project on the Projects page.</div>')
+        self.body = pn.Column(
+            pn.pane.HTML('<div class="wb-muted">A log of running cases with the columns of the project\'s '
+                         "definition (CSV, XES, zip or gz). Every active plugin prescribes for the last event of "
+                         "each case.</div>", sizing_mode="stretch_width"),
+            self.separator, self.dropper, self.progress, self.status, self.message, self.download, self.table,
+            sizing_mode="stretch_width",
+        )  # fmt: skip
+        self.layout = pn.Column(heading("Ongoing cases"), self.placeholder, self.body,
+                                sizing_mode="stretch_width", css_classes=["wb-view-ongoing"])  # fmt: skip
+        self._project_changed()
+
+    @param.depends("state.project_id", watch=True)
+    def _project_changed(self):
+        self.placeholder.visible = self.state.project_id is None
+        self.body.visible = self.state.project_id is not None
+        self.result = None
+        self.table.visible = self.download.visible = False
+        self.status.object = ""
+        self.message.clear()
+
+    async def _dropped(self, event):
+        fresh = new_file(self.dropper, self._seen)
+        if fresh is None or self.state.project_id is None:
+            return
+        name, data = fresh
+        self.message.clear()
+        self.table.visible = self.download.visible = False
+        self.progress.visible = True
+        self.status.object = f"Prescribing for the cases of <b>{name}</b> …"
+        started = time.perf_counter()
+        try:
+            result = await self.state.run(self.state.core.prescribe, self.state.project_id, data, filename=name,
+                                          separator=self.separator.value or None)  # fmt: skip
+            wide = await self.state.run(prescriptions_wide, result)
+        except Exception as exc:
+            self.progress.visible = False
+            self.status.object = ""
+            self.message.error(error_text(exc))
+            return
+        self.progress.visible = False
+        self.result = result
+        count = sum(len(v) for v in result.values())
+        self.status.object = (f'<div class="wb-ongoing-summary" style="font-size:15px"><b>{fmt_int(len(result))}</b> '
+                              f"cases, <b>{fmt_int(count)}</b> prescriptions in {time.perf_counter() - started:.1f} s"
+                              "</div>")  # fmt: skip
+        self.download.filename = f"prescriptions-{name.rsplit('.', 1)[0]}.csv"
+        self.table.value = wide
+        self.table.visible = self.download.visible = True
+
+    def _csv(self):
+        frame = prescriptions_long(self.result or {})
+        return io.StringIO(frame.to_csv(index=False))
+
+    def __panel__(self):
+        return self.layout

@@ -1,0 +1,169 @@
+"""Training progress and held-out metrics: per plugin status, progress bar and sentence, live without reload."""
+
+from __future__ import annotations
+
+import html
+import json
+
+import panel as pn
+import param
+
+from prcore_core.project import PluginState, Project
+from workbench.views.charts import metrics_by_prefix_length
+from workbench.views.state import WorkbenchState
+from workbench.views.widgets import Message, badge, fmt_int, heading, slug
+
+#: Metrics shown first, when a plugin measured them.
+HEADLINE = ("accuracy", "precision", "recall", "f1_score", "roc_auc", "qini", "auuc", "support", "held_out_cases")
+
+
+def metrics_table(metrics: dict) -> str:
+    """The plugin's overall held-out figures as a small HTML table (headline metrics first)."""
+    scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    ordered = [k for k in HEADLINE if k in scalars] + [k for k in scalars if k not in HEADLINE]
+    cells = []
+    for key in ordered:
+        value = scalars[key]
+        text = f"{value:,}" if isinstance(value, int) else f"{value:.4f}" if abs(value) < 100 else f"{value:,.1f}"
+        cells.append(f'<td style="padding:2px 10px 2px 0"><span class="wb-muted">{html.escape(key)}</span><br>'
+                     f'<span class="wb-kpi" style="font-size:16px">{text}</span></td>')  # fmt: skip
+    rows = [cells[i : i + 6] for i in range(0, len(cells), 6)]
+    return "<table>" + "".join("<tr>" + "".join(r) + "</tr>" for r in rows) + "</table>"
+
+
+class PluginPanel(pn.viewable.Viewer):
+    """One plugin of the project: status, progress, sentence, error, metrics and their plot by prefix length."""
+
+    def __init__(self, plugin: PluginState):
+        super().__init__()
+        key = slug(plugin.key)
+        self.title = pn.pane.HTML(sizing_mode="stretch_width", margin=(4, 10))
+        self.progress = pn.indicators.Progress(value=0, max=100, height=14, sizing_mode="stretch_width",
+                                               css_classes=["wb-plugin-progress"], margin=(4, 10))  # fmt: skip
+        self.sentence = pn.pane.HTML(css_classes=["wb-plugin-sentence"], sizing_mode="stretch_width", margin=(0, 10))
+        self.settings = pn.pane.HTML(css_classes=["wb-plugin-settings"], sizing_mode="stretch_width", margin=(0, 10))
+        self.error = Message("wb-plugin-error")
+        self.metrics = pn.pane.HTML(css_classes=["wb-plugin-metrics"], sizing_mode="stretch_width", visible=False)
+        self.plot = pn.Column(sizing_mode="stretch_width", css_classes=["wb-plugin-plot"])
+        self.layout = pn.Column(self.title, self.progress, self.sentence, self.settings, self.error, self.metrics,
+                                self.plot,
+                                css_classes=["wb-card", "wb-plugin", f"wb-plugin-{key}"],
+                                sizing_mode="stretch_width")  # fmt: skip
+        self.snapshot: PluginState | None = None
+        self._metrics = None
+        self.update(plugin)
+
+    def update(self, plugin: PluginState) -> None:
+        if plugin == self.snapshot:
+            return
+        self.snapshot = plugin
+        status = str(plugin.status)
+        self.title.object = (f'<span style="font-size:16px;font-weight:600">{html.escape(plugin.name)}</span> '
+                             f'<span class="wb-muted">{html.escape(plugin.prescription_type)} · {plugin.key}</span> '
+                             f'<span class="wb-plugin-status">{badge(status)}</span>')  # fmt: skip
+        done = status in ("TRAINED", "ACTIVATING", "STREAMING")
+        self.progress.value = round(100 * (1.0 if done else plugin.progress))
+        self.progress.bar_color = "success" if status in ("TRAINED", "STREAMING") else (
+            "danger" if status == "ERROR" else "primary")  # fmt: skip
+        self.sentence.object = f'<span class="wb-muted">{html.escape(plugin.progress_message or "")}</span>'
+        settings = ", ".join(f"{k}={v}" for k, v in plugin.parameters.items())
+        if plugin.additional_info:
+            settings += f" · additional info: {json.dumps(plugin.additional_info)}"
+        self.settings.object = f'<div class="wb-muted" style="font-size:12px">Parameters: {html.escape(settings)}</div>'
+        if status == "ERROR":
+            self.error.error(plugin.error or "Training failed")
+        else:
+            self.error.clear()
+        if plugin.metrics and plugin.metrics != self._metrics:
+            self._metrics = plugin.metrics
+            self.metrics.object = "<b>Held-out metrics</b>" + metrics_table(plugin.metrics)
+            self.metrics.visible = True
+            rows = plugin.metrics.get("by_prefix_length") or []
+            self.plot.objects = [pn.pane.Bokeh(metrics_by_prefix_length(rows, f"{plugin.name}: held-out metrics by "
+                                                                              "prefix length"),
+                                               sizing_mode="stretch_width")] if rows else []  # fmt: skip
+        elif not plugin.metrics:
+            self.metrics.visible = False
+            self.plot.objects = []
+
+    def __panel__(self):
+        return self.layout
+
+
+class TrainingView(pn.viewable.Viewer):
+    """The open project's training: updated from the store's periodic refresh (no reload)."""
+
+    state = param.ClassSelector(class_=WorkbenchState)
+
+    def __init__(self, state: WorkbenchState, **params):
+        super().__init__(state=state, **params)
+        self.panels: dict[str, PluginPanel] = {}
+        self.header = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["wb-training-header"])
+        self.progress = pn.indicators.Progress(value=0, max=100, height=16, sizing_mode="stretch_width",
+                                               css_classes=["wb-project-progress"])  # fmt: skip
+        self.error = Message("wb-project-error")
+        self.split = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["wb-split"])
+        self.excluded = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["wb-excluded"])
+        self.plugins = pn.Column(sizing_mode="stretch_width")
+        live = pn.widgets.Button(name="Live prescriptions →", button_type="primary", width=190,
+                                 css_classes=["wb-go-live"])  # fmt: skip
+        live.on_click(lambda _: state.go("live"))
+        redefine = pn.widgets.Button(name="Edit definition", width=140, css_classes=["wb-edit-definition"])
+        redefine.on_click(lambda _: state.edit_event_log(state.project.event_log.id, "definition"))
+        self.buttons = pn.Row(live, redefine)
+        self.placeholder = pn.pane.HTML('<div class="wb-muted">Open a project on the Projects page.</div>')
+        self.body = pn.Column(self.header, self.progress, self.error, self.split, self.buttons, self.excluded,
+                              self.plugins, sizing_mode="stretch_width")  # fmt: skip
+        self.layout = pn.Column(heading("Training and metrics"), self.placeholder,
+                                self.body, sizing_mode="stretch_width", css_classes=["wb-view-training"])  # fmt: skip
+        self._shown_id = None
+        self._shown_panels: list = []
+        self._update()
+
+    @param.depends("state.project", watch=True)
+    def _update(self):
+        project: Project | None = self.state.project
+        self.placeholder.visible = project is None
+        self.body.visible = project is not None
+        if project is None:
+            return
+        if project.id != self._shown_id:
+            self._shown_id = project.id
+            self.panels = {}
+        status = str(project.status)
+        self.header.object = (
+            f'<div style="font-size:20px;font-weight:600">{html.escape(project.name)} '
+            f'<span class="wb-project-status-badge" data-status="{status}">{badge(status)}</span></div>'
+            f'<div class="wb-muted wb-project-sentence">{html.escape(project.progress_message or "")}</div>'
+        )
+        done = status in ("TRAINED", "ACTIVATING", "STREAMING", "SIMULATING")
+        self.progress.value = 100 if done else round(100 * (project.progress or 0))
+        self.progress.bar_color = "success" if done else ("danger" if status == "ERROR" else "primary")
+        if status == "ERROR":
+            self.error.error(project.error or "The project failed")
+        else:
+            self.error.clear()
+        split = project.split or {}
+        self.split.object = (f'<div class="wb-muted">{fmt_int(split["events"])} events · '
+                             f'{fmt_int(split["training_cases"])} training cases · '
+                             f'{fmt_int(split["held_out_cases"])} held-out cases (the latest by start time)</div>'
+                             if split.get("events") is not None else "")  # fmt: skip
+        self.excluded.object = "".join(
+            f'<div class="wb-muted">Not used: <b>{html.escape(key)}</b>: {html.escape(reason)}</div>'
+            for key, reason in project.excluded_plugins.items()
+        )
+        for plugin in project.plugins:
+            if plugin.key in self.panels:
+                self.panels[plugin.key].update(plugin)
+            else:
+                self.panels[plugin.key] = PluginPanel(plugin)
+        keys = [p.key for p in project.plugins]
+        for gone in set(self.panels) - set(keys):
+            del self.panels[gone]
+        shown = [(k, id(self.panels[k])) for k in keys]
+        if shown != self._shown_panels:
+            self._shown_panels = shown
+            self.plugins.objects = [self.panels[k] for k in keys]
+
+    def __panel__(self):
+        return self.layout

@@ -1,0 +1,149 @@
+"""Upload: drop an event log (CSV, XES, zip, gz; chunked, hundreds of MB), see it parsed, go on to its columns."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import panel as pn
+import param
+
+from prcore_core.project import EventLog
+from workbench.views.state import WorkbenchState, error_text
+from workbench.views.widgets import Message, fmt_int, heading, table
+
+#: Bytes per WebSocket message of the chunked upload.
+CHUNK_SIZE = 8 * 1024 * 1024
+MAX_FILE_SIZE = "2048MB"
+SEPARATORS = {"Detect automatically": "", "Comma  ,": ",", "Semicolon  ;": ";", "Tab": "\t", "Pipe  |": "|"}
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def new_file(dropper: pn.widgets.FileDropper, seen: dict[str, int]) -> tuple[str, bytes] | None:
+    """The file just dropped (the dropper keeps earlier ones in its value and changes it in place)."""
+    found = None
+    for name, data in dropper.value.items():
+        if seen.get(name) != id(data):
+            seen[name] = id(data)
+            found = (name, data)
+    for name in set(seen) - set(dropper.value):
+        del seen[name]
+    if found is None:
+        return None
+    name, data = found
+    dropper.value.clear()  # the caller keeps the one copy it needs (uploads can be hundreds of MB)
+    dropper.mime_type.clear()
+    seen.clear()
+    return name, data.encode("utf-8") if isinstance(data, str) else data  # text/* files arrive decoded
+
+
+def preview_frame(event_log: EventLog) -> pd.DataFrame:
+    """The first rows of an uploaded log, as the core stored them."""
+    return pd.DataFrame(event_log.preview, columns=event_log.columns_header)
+
+
+def count_cases(core, event_log: EventLog) -> int | None:
+    """Cases of the log by its inferred case ID column (``None`` when no column is inferred as CASE_ID)."""
+    inferred = dict(zip(event_log.columns_header, event_log.inferred_definition, strict=True))
+    definition = (event_log.definition or {}).get("columns_definition") or inferred
+    case_column = next((c for c, d in definition.items() if d == "CASE_ID"), None)
+    if case_column is None:
+        return None
+    return int(core.read_event_log_frame(event_log.id)[case_column].nunique(dropna=True))
+
+
+class UploadView(pn.viewable.Viewer):
+    """Drag and drop an event log; the core parses it off the server loop; errors appear next to the drop zone."""
+
+    state = param.ClassSelector(class_=WorkbenchState)
+
+    def __init__(self, state: WorkbenchState, **params):
+        super().__init__(state=state, **params)
+        self.dropper = pn.widgets.FileDropper(
+            multiple=False, chunk_size=CHUNK_SIZE, max_file_size=MAX_FILE_SIZE, layout="compact",
+            sizing_mode="stretch_width", height=160, css_classes=["wb-upload-dropper"], name="Event log file",
+        )  # fmt: skip
+        self.separator = pn.widgets.Select(name="CSV separator", options=SEPARATORS, width=200,
+                                           css_classes=["wb-separator"])  # fmt: skip
+        self.reparse = pn.widgets.Button(name="Parse again", width=120, visible=False, css_classes=["wb-reparse"],
+                                         align="end")  # fmt: skip
+        self.progress = pn.indicators.Progress(active=True, value=-1, visible=False, sizing_mode="stretch_width",
+                                               height=14, css_classes=["wb-upload-progress"])  # fmt: skip
+        self.status = pn.pane.HTML(css_classes=["wb-upload-status"], sizing_mode="stretch_width")
+        self.message = Message("wb-upload-error")
+        self.summary = pn.pane.HTML(css_classes=["wb-upload-summary"], sizing_mode="stretch_width")
+        self.preview = table("wb-upload-preview", visible=False, layout="fit_data_fill")
+        self.next_button = pn.widgets.Button(name="Next: define the columns →", button_type="primary", visible=False,
+                                             css_classes=["wb-upload-next"], width=240)  # fmt: skip
+        self.next_button.on_click(lambda _: self.state.go("columns"))
+        self.dropper.param.watch(self._dropped, "value")
+        self.reparse.on_click(self._reparse)
+        self._file: tuple[str, bytes] | None = None
+        self._seen: dict[str, int] = {}
+        self.layout = pn.Column(
+            heading("1 · Upload an event log"),
+            pn.pane.HTML('<div class="wb-muted">CSV (any separator), XES, or either one zipped or gzipped. The file '
+                         "is sent in chunks, so logs of hundreds of MB are fine. It is parsed once and kept as "
+                         "uploaded.</div>", sizing_mode="stretch_width"),
+            pn.Row(self.separator, self.reparse),
+            self.dropper, self.progress, self.status, self.message, self.summary, self.preview, self.next_button,
+            sizing_mode="stretch_width", css_classes=["wb-view-upload"],
+        )  # fmt: skip
+
+    async def _dropped(self, event):
+        fresh = new_file(self.dropper, self._seen)
+        if fresh is None:
+            return
+        name, data = fresh
+        self._file = (name, data)
+        await self._parse()
+
+    async def _reparse(self, _):
+        if self._file is not None:
+            await self._parse()
+
+    async def _parse(self):
+        name, data = self._file
+        separator = self.separator.value or None
+        self.message.clear()
+        self.summary.object = ""
+        self.preview.visible = self.next_button.visible = False
+        self.progress.visible = True
+        self.status.object = f"Parsing <b>{name}</b> ({_size(len(data))}) …"
+        started = time.perf_counter()
+        core = self.state.core
+        try:
+            event_log = await self.state.run(core.upload_event_log, data, filename=name, separator=separator)
+            cases = await self.state.run(count_cases, core, event_log)
+        except Exception as exc:
+            self.progress.visible = False
+            self.status.object = ""
+            self.message.error(error_text(exc))
+            self.reparse.visible = True
+            return
+        self.progress.visible = False
+        self.reparse.visible = True
+        seconds = time.perf_counter() - started
+        self.status.object = f'<span class="wb-muted">Parsed {name} in {seconds:.1f} s.</span>'
+        case_text = fmt_int(cases) if cases is not None else "? (no column looks like a case ID; define it next)"
+        self.summary.object = (
+            f'<div class="wb-upload-counts" style="font-size:15px"><b>{fmt_int(event_log.n_rows)}</b> events · '
+            f"<b>{case_text}</b> cases · <b>{len(event_log.columns_header)}</b> columns</div>"
+            f'<div class="wb-muted">First {len(event_log.preview)} rows:</div>'
+        )
+        self.preview.value = preview_frame(event_log)
+        self.preview.visible = self.next_button.visible = True
+        with param.parameterized.batch_call_watchers(self.state):
+            self.state.analysis = None
+            self.state.event_log_id = event_log.id
+        self.state.refresh_now()
+
+    def __panel__(self):
+        return self.layout
