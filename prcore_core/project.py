@@ -254,7 +254,9 @@ class Project:
             if project.status is ProjectStatus.ERROR:
                 raise errors.ProjectFailedError(project.error or "Project failed")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"Project {self.id} is {project.status} after {timeout} s, not {wanted}")
+                plugins = ", ".join(f"{p.key} {p.status} ({p.progress_message})" for p in project.plugins)
+                raise TimeoutError(f"Project {self.id} is {project.status} after {timeout} s, not {wanted}; "
+                                   f"plugins: {plugins or 'none yet'}")  # fmt: skip
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
 
