@@ -107,6 +107,9 @@ class Trainer:
         self.executor = executor
         self._prepared: dict[tuple[int, int], PreparedLog] = {}
         self._lock = threading.Lock()
+        # Serialises the end of plugin runs: each derives the project's status from all its plugins, and two
+        # concurrent transactions would each see the other still training and leave the project TRAINING forever.
+        self._outcome_lock = threading.Lock()
         self.plugin_classes: Callable[[], dict[str, type[Plugin]]] = registry.available_plugins
 
     # -- entry points --------------------------------------------------------------------------------------------
@@ -164,7 +167,7 @@ class Trainer:
         frame = self.storage.read_frame(data_path)
         self._progress_project(project_id, run, 0.2, f"Labelling {len(frame):,} events and splitting cases")
         prepared = prepare(frame, columns, definition, self.settings.training_share)
-        if prepared.labels.empty or len(prepared.training_cases) == 0:
+        if len(prepared.labels.index) == 0 or len(prepared.training_cases) == 0:  # (.empty is true without columns)
             raise errors.PrCoreError("The event log has no case with a valid timestamp")
         relative = self.storage.write_prepared(project_id, run, prepared)
         with self._lock:
@@ -261,7 +264,7 @@ class Trainer:
                        "held_out_cases": held_out.n_cases}  # fmt: skip
             relative = self.storage.model_path(project_id, run, plugin_class.key)
             instance.save(self.storage.path(relative))
-            with self.sessions() as session:
+            with self._outcome_lock, self.sessions() as session:
                 project = self._current(session, project_id, run)
                 plugin = session.get(PluginRecord, plugin_id)
                 plugin.model_path = relative
@@ -276,7 +279,7 @@ class Trainer:
         except Exception as exc:
             log.error("Plugin %s of project %s failed:\n%s", plugin_class.key, project_id, traceback.format_exc())
             detail = exc.detail if isinstance(exc, errors.PrCoreError) else f"{type(exc).__name__}: {exc}"
-            with self.sessions() as session:
+            with self._outcome_lock, self.sessions() as session:
                 try:
                     project = self._current(session, project_id, run)
                 except StaleRun:

@@ -279,3 +279,39 @@ def test_wait_until_raises_with_the_error_message(core, demo):
     failed = core.get_project(project.id).to_dict()
     assert failed["status"].startswith("Failed to pre-process the data")
     assert failed["error"] == failed["status"]
+
+
+def _simultaneous_plugins(barrier):
+    """Two trivial plugins whose runs end at the same instant (both reach ``save`` before either records it)."""
+    from prcore_core.plugin import Plugin
+
+    class Simultaneous(Plugin):
+        title = description = "Finishes together with its twin"
+        prescription_type = "NEXT_ACTIVITY"
+
+        def fit(self, log, progress=None):
+            return self
+
+        def save(self, path):
+            barrier.wait(timeout=30)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")  # nothing to keep (and a class made in a test cannot be pickled)
+            return path
+
+    return {key: type(key, (Simultaneous,), {"key": key}) for key in ("twin-a", "twin-b")}
+
+
+def test_plugins_finishing_at_the_same_moment_leave_the_project_trained(core, demo):
+    # each finishing plugin derives the project's status from all plugins; done concurrently without care, each
+    # sees the other still training and the project stays TRAINING forever with every plugin TRAINED
+    import threading
+
+    barrier = threading.Barrier(2)
+    core.trainer.plugin_classes = lambda: _simultaneous_plugins(barrier)
+    csv = demo.events.head(400).to_csv(index=False).encode()
+    for _ in range(5):
+        event_log = core.upload_event_log(csv, filename="demo.csv")
+        core.set_columns_definition(event_log.id, demo.columns_definition, demo.case_attributes)
+        project = core.create_project(event_log.id).wait_until("TRAINED", 60)
+        assert [p.status for p in project.plugins] == ["TRAINED", "TRAINED"]
+        assert project.to_dict()["status"] == "TRAINED"

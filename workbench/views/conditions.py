@@ -459,6 +459,8 @@ class OutcomeTreatmentView(pn.viewable.Viewer):
             self.placeholder.visible, self.editor.visible = True, False
             return
         self.loading.visible = False
+        if self.state.event_log_id != event_log_id:  # another log was opened meanwhile; its own load shows it
+            return
         definition = event_log.definition or {}
         project = self._project()
         self.outcome = DefinitionEditor(self.state, "outcome", context, event_log_id,

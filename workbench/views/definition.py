@@ -131,6 +131,8 @@ class ColumnsView(pn.viewable.Viewer):
         except Exception as exc:
             self.placeholder.object = html.escape(error_text(exc))
             return
+        if self.state.event_log_id != event_log_id:  # another log was opened meanwhile; its own load shows it
+            return
         self.event_log = event_log
         self._build(event_log)
         self.placeholder.visible, self.editor.visible = False, True
@@ -140,8 +142,9 @@ class ColumnsView(pn.viewable.Viewer):
             self.progress.visible = True
             try:
                 analysis = await self.state.run(stored_analysis, self.state.core, event_log_id)
-            except PrCoreError:
+            except Exception as exc:
                 analysis = None
+                self.message.error(error_text(exc))
             finally:
                 self.progress.visible = False
         self._show_analysis(analysis)

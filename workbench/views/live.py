@@ -118,8 +118,9 @@ class LiveView(pn.viewable.Viewer):
                                                css_classes=["wb-case-input"])  # fmt: skip
         self.case_input.param.watch(lambda _: self._show_case(), "value")
         self.case_header = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["wb-case-header"])
-        self.case_events = table("wb-case-events", max_height=220, visible=False)
-        self.case_prescriptions = table("wb-case-prescriptions", max_height=260, visible=False)
+        self.case_events: pn.widgets.Tabulator | None = None  # built when a case is first shown (quicker page load)
+        self.case_prescriptions: pn.widgets.Tabulator | None = None
+        self.case_tables = pn.Column(sizing_mode="stretch_width")
         # charts
         self.rate = RateChart()
         self.histogram = Histogram("Alarm probability")
@@ -138,8 +139,7 @@ class LiveView(pn.viewable.Viewer):
             self.table,
             heading("Case drill-down", 4),
             self.case_input, self.case_header,
-            heading("Prescriptions after each event of the case", 4), self.case_prescriptions,
-            heading("The case's events", 4), self.case_events,
+            self.case_tables,
             sizing_mode="stretch_width",
         )  # fmt: skip
         self.layout = pn.Column(heading("Live prescriptions"), self.placeholder,
@@ -405,8 +405,14 @@ class LiveView(pn.viewable.Viewer):
         if not case or history is None:
             self.case_header.object = (f'<div class="wb-muted">No event of case {html.escape(case)} arrived in this '
                                        "view.</div>") if case else ""  # fmt: skip
-            self.case_events.visible = self.case_prescriptions.visible = False
+            self.case_tables.visible = False
             return
+        if self.case_events is None:
+            self.case_events = table("wb-case-events", max_height=220)
+            self.case_prescriptions = table("wb-case-prescriptions", max_height=260)
+            self.case_tables.objects = [heading("Prescriptions after each event of the case", 4),
+                                        self.case_prescriptions, heading("The case's events", 4),
+                                        self.case_events]  # fmt: skip
         completed = any(e.get("case_completed") for e in history)
         self.case_header.object = (f'<div class="wb-case-title"><b>Case {html.escape(case)}</b>: '
                                    f"{len(history)} events{' · completed' if completed else ' · running'}</div>")
@@ -425,7 +431,7 @@ class LiveView(pn.viewable.Viewer):
         self.case_prescriptions.titles = {k: n for k, n, _ in self.plugins}
         self.case_prescriptions.value = pd.DataFrame(rows, columns=["event", "at", "activity",
                                                                     *[k for k, _, _ in self.plugins]])  # fmt: skip
-        self.case_events.visible = self.case_prescriptions.visible = True
+        self.case_tables.visible = True
 
     def __panel__(self):
         return self.layout

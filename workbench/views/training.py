@@ -79,8 +79,8 @@ class PluginPanel(pn.viewable.Viewer):
             self.metrics.object = "<b>Held-out metrics</b>" + metrics_table(plugin.metrics)
             self.metrics.visible = True
             rows = plugin.metrics.get("by_prefix_length") or []
-            self.plot.objects = [pn.pane.Bokeh(metrics_by_prefix_length(rows, f"{plugin.name}: held-out metrics by "
-                                                                              "prefix length"),
+            title = f"{plugin.name}: held-out metrics by prefix length"
+            self.plot.objects = [pn.pane.Bokeh(metrics_by_prefix_length(rows, title),
                                                sizing_mode="stretch_width")] if rows else []  # fmt: skip
         elif not plugin.metrics:
             self.metrics.visible = False
