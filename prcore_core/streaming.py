@@ -5,7 +5,7 @@ The path of an event (posted over REST, replayed by the simulation, or posted fr
 1. :meth:`StreamingService.ingest` validates it against the project's definition, stores it (and its case) and
    commits **before** it returns, so an acknowledged event survives any crash;
 2. it is queued for the project's prescriber thread, which drains whatever has queued up and prescribes the whole
-   burst with one model call per plugin (prefixes are rebuilt from the case histories kept in memory);
+   burst with one model call per plugin (each event is parsed once; :class:`RunningCases` keeps the open cases);
 3. the prescriptions are stored, then published through the in-process :class:`Broker` to SSE readers and open
    dashboards (adapters hop onto their own event loop; nothing here knows Tornado or Panel).
 
@@ -30,30 +30,30 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import sessionmaker
 
-from prcore_core import errors, transitions, values
+from prcore_core import errors, values
 from prcore_core.columns import ColumnDefinition, ColumnsDefinition, Family, family
 from prcore_core.context import PredictionContext, StoredState
-from prcore_core.dataset import PREFIX_MARK, Attribute, PrefixBatch, time_order_keys
+from prcore_core.dataset import Attribute
 from prcore_core.db import CaseRecord, EventRecord, ProjectRecord
 from prcore_core.plugin import Plugin, null_output
-from prcore_core.preparation import canonical_events, held_out_events
+from prcore_core.preparation import held_out_events
 from prcore_core.prescriptions import make_prescription
 from prcore_core.project import PluginState
+from prcore_core.running_cases import COMPLETE_INDICATOR, RunningCases
 from prcore_core.status import PluginStatus, ProjectStatus
 
 log = logging.getLogger(__name__)
 
-COMPLETE_INDICATOR = "COMPLETE_INDICATOR"
 _TRUE = {"1", "true", "yes"}
 _FALSE = {"0", "false", "no", ""}
 #: Most events one prescriber round handles; bursts beyond it are split into several rounds.
 MAX_BATCH = 512
 _STOP = object()
+NO_PREFIX = "No event of the case can be prescribed from yet (lifecycle events other than completions are skipped)"
 
 
 def parse_complete_indicator(value) -> bool:
@@ -131,7 +131,7 @@ class ActiveProject:
     columns: ColumnsDefinition
     attributes: tuple[Attribute, ...]
     plugins: list[tuple[PluginState, Plugin, StoredState]]
-    histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    cases: RunningCases
     queue: queue.Queue = field(default_factory=queue.Queue)
     lock: threading.Lock = field(default_factory=threading.Lock)
     accepting: bool = True
@@ -211,7 +211,8 @@ class StreamingService:
                 (state, self.load_model(project_id, state.key, path), StoredState(self.sessions, project_id, state.key))
                 for state, path in states
             ]
-            active = ActiveProject(project_id, target, columns, prepared.attributes if prepared else (), plugins)
+            attributes = prepared.attributes if prepared else ()
+            active = ActiveProject(project_id, target, columns, attributes, plugins, RunningCases(columns, attributes))
             self._load_histories(active)
             with self.sessions() as session:
                 project = self._project(session, project_id)
@@ -254,8 +255,10 @@ class StreamingService:
                 .where(CaseRecord.project_id == active.project_id, CaseRecord.completed.is_(False))
                 .order_by(EventRecord.id)
             ).all()
+        histories: dict[str, list[dict[str, Any]]] = {}
         for case_id, attributes in rows:
-            active.histories.setdefault(case_id, []).append(attributes)
+            histories.setdefault(case_id, []).append(attributes)
+        active.cases.restore(histories)
 
     def _requeue_unprescribed(self, active: ActiveProject) -> None:
         with self.sessions() as session:
@@ -397,36 +400,33 @@ class StreamingService:
                 return
 
     def _prescribe_batch(self, active: ActiveProject, batch: list[_Item]) -> None:
-        prefixes: list[list[dict]] = []
-        wanted: list[int] = []
-        for position, item in enumerate(batch):
-            history = active.histories.setdefault(item.case_id, [])
-            history.append(item.attributes)
-            if item.complete:
-                active.histories.pop(item.case_id, None)
-            else:
-                prefixes.append(list(history))
-                wanted.append(position)
+        running = [(position, item) for position, item in enumerate(batch) if not item.complete]
         outputs: list[list[dict]] = [[] for _ in batch]
-        if prefixes:
+        now = dt.datetime.now(dt.UTC)
+        if running:
             try:
-                prefix_batch = self._encode_prefixes(active, prefixes)
+                prefix_batch, has_prefix = active.cases.extend([(item.case_id, item.attributes) for _, item in running])
+                failure = NO_PREFIX
             except Exception as exc:  # the events are still delivered, each prescription saying why it is empty
-                log.exception("Encoding %d prefixes of project %s failed", len(prefixes), active.project_id)
-                prefix_batch, failure = None, f"The prefix could not be read: {exc}"
-            now = dt.datetime.now(dt.UTC)
+                log.exception("Encoding %d events of project %s failed", len(running), active.project_id)
+                prefix_batch, has_prefix, failure = None, [False] * len(running), f"The prefix could not be read: {exc}"
+            wanted = [position for (position, _), has in zip(running, has_prefix, strict=True) if has]
             for index, (state, model, stored) in enumerate(active.plugins):
-                try:
-                    if prefix_batch is None:
-                        predictions = [null_output(failure)] * len(prefixes)
-                    else:
-                        predictions = model.predict(prefix_batch, PredictionContext(now=now, state=stored))
-                except Exception as exc:
-                    log.exception("Plugin %s failed to predict", state.key)
-                    predictions = [null_output(f"Predicting prefix failed: {exc}")] * len(prefixes)
-                for position, prediction in zip(wanted, predictions, strict=True):
-                    event_id = batch[position].event_id
-                    outputs[position].append(make_prescription(state, prediction, event_id * 1000 + index, now))
+                predictions = {}
+                if wanted:
+                    try:
+                        found = model.predict(prefix_batch, PredictionContext(now=now, state=stored))
+                        predictions = dict(zip(wanted, found, strict=True))
+                    except Exception as exc:
+                        log.exception("Plugin %s failed to predict", state.key)
+                        failure_here = null_output(f"Predicting prefix failed: {exc}")
+                        predictions = dict.fromkeys(wanted, failure_here)
+                for position, item in running:
+                    prediction = predictions.get(position) or null_output(failure)
+                    outputs[position].append(make_prescription(state, prediction, item.event_id * 1000 + index, now))
+        for item in batch:
+            if item.complete:
+                active.cases.close(item.case_id)
         prescribed_at = dt.datetime.now(dt.UTC)
         with self.sessions() as session:
             session.execute(
@@ -440,28 +440,6 @@ class StreamingService:
             for i, item in enumerate(batch)
         ]
         self.broker.publish(active.project_id, "events", events)
-
-    def _encode_prefixes(self, active: ActiveProject, prefixes: list[list[dict]]) -> PrefixBatch:
-        """One canonical event table for all prefixes of a burst (each prefix its own pseudo-case)."""
-        columns = active.columns
-        rows, owner = [], []
-        for number, prefix in enumerate(prefixes):
-            rows.extend(prefix)
-            owner.extend([number] * len(prefix))
-        frame = pd.DataFrame.from_records(rows)
-        frame = frame.drop(columns=[c for c in frame.columns if c == COMPLETE_INDICATOR])
-        owner = np.asarray(owner)
-        # each prefix is its own pseudo-case "<n>\x1f<case id>" (as PrefixBatch.from_prefixes marks them), so two
-        # prefixes of one case in the same burst never merge
-        frame[columns.case_id] = [f"{n}{PREFIX_MARK}{c}" for n, c in zip(owner, frame[columns.case_id], strict=True)]
-        parsed = values.parse_log(frame.astype(object).where(frame.notna(), None), columns)
-        parsed, effective = transitions.apply_transitions(parsed, columns, detailed=False)
-        events, _ = canonical_events(parsed, effective)
-        events["_PREFIX"] = [int(str(c).split(PREFIX_MARK, 1)[0]) for c in parsed[columns.case_id]]
-        events = events.sort_values(["_PREFIX", *time_order_keys(events)], kind="stable").reset_index(drop=True)
-        prefix = events.pop("_PREFIX").to_numpy()
-        ends = np.flatnonzero(np.r_[prefix[1:] != prefix[:-1], True])
-        return PrefixBatch(events, ends, active.attributes)
 
     # -- reading -------------------------------------------------------------------------------------------------
     def prescribed_events(self, project_id: int, after_id: int | None = None, limit: int = 10_000) -> list[dict]:
@@ -547,7 +525,7 @@ def validate_event(body: dict, columns: ColumnsDefinition) -> tuple[dict, str, b
         if value is None or value == "" or definition is None:
             continue
         kind = family(definition)
-        if kind is Family.DATETIME and values.to_datetime_scalar(value) is None:
+        if kind is Family.DATETIME and values.parse_value(value, definition) is None:
             raise errors.InvalidEventError(f"Invalid datetime value for {key}: {value!r}")
         if kind is Family.NUMBER and definition is not ColumnDefinition.DURATION:
             try:
@@ -556,7 +534,7 @@ def validate_event(body: dict, columns: ColumnsDefinition) -> tuple[dict, str, b
                 float(value)
             except (TypeError, ValueError):
                 raise errors.InvalidEventError(f"Invalid number value for {key}: {value!r}") from None
-        if kind is Family.BOOLEAN and pd.isna(values.to_boolean(pd.Series([value])).iloc[0]):
+        if kind is Family.BOOLEAN and values.parse_value(value, definition) is None:
             raise errors.InvalidEventError(f"Invalid boolean value for {key}: {value!r}")
     for definition, name in ((ColumnDefinition.CASE_ID, "case id"), (ColumnDefinition.ACTIVITY, "activity")):
         column = columns.column_of(definition)

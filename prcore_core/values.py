@@ -14,6 +14,9 @@ from prcore_core.columns import ColumnDefinition, ColumnsDefinition, Family, fam
 
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0", "on"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "0.0", "off"})
+#: Plausible event times (the range of nanosecond timestamps); a lenient parse outside it is a misreading.
+_EARLIEST = pd.Timestamp("1678-01-01", tz="UTC")
+_LATEST = pd.Timestamp("2261-12-31", tz="UTC")
 
 
 def to_datetime(values: pd.Series) -> pd.Series:
@@ -24,14 +27,21 @@ def to_datetime(values: pd.Series) -> pd.Series:
         return values.dt.tz_localize("UTC")
     text = values.astype("string").str.strip()
     try:
-        return pd.to_datetime(text, format="ISO8601", utc=True, errors="raise")
+        parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="raise")
     except (ValueError, TypeError):
-        pass
-    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
-    missing = parsed.isna() & text.notna() & (text != "")
-    if missing.any():
-        parsed[missing] = pd.to_datetime(text[missing], format="mixed", utc=True, errors="coerce")
-    return parsed
+        parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+        missing = parsed.isna() & text.notna() & (text != "")
+        if missing.any():
+            fallback = _plausible(pd.to_datetime(text[missing], format="mixed", utc=True, errors="coerce"))
+            parsed[missing] = fallback.dt.as_unit(parsed.dt.unit)
+    return _plausible(parsed)
+
+
+def _plausible(times: pd.Series) -> pd.Series:
+    """Times outside the nanosecond range become ``NaT``: ISO "-0" or a lenient "1,5" (year 1) is a misreading,
+    not an event time, and would overflow other resolutions."""
+    outside = (times < _EARLIEST) | (times > _LATEST)
+    return times.mask(outside) if outside.any() else times
 
 
 def to_datetime_scalar(value) -> pd.Timestamp | None:
@@ -76,6 +86,57 @@ def parse_column(values: pd.Series, definition: ColumnDefinition | None) -> pd.S
     if definition is ColumnDefinition.DURATION:
         return to_duration_seconds(values)
     return to_text(values)
+
+
+def parse_value(value, definition: ColumnDefinition | None):
+    """Parse one cell as :func:`parse_column` parses a column, without a pandas round trip per cell.
+
+    Streaming parses events one at a time, where the fixed cost of vectorised parsing dominates. Returns a UTC
+    ``Timestamp``, a ``float``, a ``bool``, a stripped ``str`` or ``None`` (missing or unparsable). Durations are
+    not handled here (``NotImplementedError``): they go through :func:`to_duration_seconds`.
+    """
+    kind = family(definition)
+    if definition is ColumnDefinition.DURATION:
+        raise NotImplementedError("durations are parsed by to_duration_seconds")
+    if value is None or (isinstance(value, float) and value != value):
+        return float("nan") if kind is Family.NUMBER else None
+    if kind is Family.DATETIME:
+        return _timestamp(value)
+    if kind is Family.NUMBER:
+        return _number(value)
+    if kind is Family.BOOLEAN:
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        return True if word in TRUE_WORDS else False if word in FALSE_WORDS else None
+    return str(value).strip() or None
+
+
+def _number(value) -> float:
+    if isinstance(value, bool):
+        return float("nan")  # as pandas: "True" is not a number
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    if not text.isascii() or "_" in text:  # float() also reads "1_000" and non-ASCII digits; pandas does not
+        return float("nan")
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+def _timestamp(value) -> pd.Timestamp | None:
+    if isinstance(value, bool | int | float):
+        return to_datetime_scalar(value)  # numbers as times are rare and have their own rules: ask pandas
+    try:
+        stamp = pd.Timestamp(str(value).strip())
+    except (ValueError, TypeError, OverflowError):
+        return to_datetime_scalar(value)
+    if stamp is pd.NaT:
+        return None
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp if _EARLIEST <= stamp <= _LATEST else None
 
 
 def to_duration_seconds(values: pd.Series) -> pd.Series:
