@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -522,6 +522,12 @@ class PrCore:
         :attr:`broker` (and SSE). ``COMPLETE_INDICATOR: true`` closes the case without prescribing.
         """
         return self.streaming.ingest(project_id, event)
+
+    def submit_event(self, project_id: int, event: Mapping[str, Any]) -> Future:
+        """Like :meth:`post_event` without waiting: validation errors raise at once, the returned future resolves
+        to the stored event once it is committed (for servers, which await it instead of blocking a thread).
+        """
+        return self.streaming.submit(project_id, event)
 
     @property
     def broker(self):

@@ -2,8 +2,9 @@
 
 The path of an event (posted over REST, replayed by the simulation, or posted from a notebook):
 
-1. :meth:`StreamingService.ingest` validates it against the project's definition, stores it (and its case) and
-   commits **before** it returns, so an acknowledged event survives any crash;
+1. :meth:`StreamingService.submit` validates it against the project's definition and hands it to the journal
+   thread, which stores it (and its case) with whatever else was posted meanwhile in one transaction and commits
+   **before** the event is acknowledged, so an acknowledged event survives any crash;
 2. it is queued for the project's prescriber thread, which drains whatever has queued up and prescribes the whole
    burst with one model call per plugin (each event is parsed once; :class:`RunningCases` keeps the open cases);
 3. the prescriptions are stored, then published through the in-process :class:`Broker` to SSE readers and open
@@ -27,11 +28,12 @@ import string
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import sessionmaker
 
 from prcore_core import errors, values
@@ -123,6 +125,17 @@ class _Item:
 
 
 @dataclass
+class _Posted:
+    """A validated event waiting for the journal's next commit."""
+
+    active: ActiveProject
+    case_id: str
+    attributes: dict[str, Any]
+    complete: bool
+    future: Future
+
+
+@dataclass
 class ActiveProject:
     """A project that accepts events: its definition, loaded plugins, case histories and prescriber."""
 
@@ -133,7 +146,8 @@ class ActiveProject:
     plugins: list[tuple[PluginState, Plugin, StoredState]]
     cases: RunningCases
     queue: queue.Queue = field(default_factory=queue.Queue)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Open cases seen while active: case id -> (row id, completed); read by the journal thread only.
+    known_cases: dict[str, tuple[int, bool]] = field(default_factory=dict)
     accepting: bool = True
     thread: threading.Thread | None = None
     simulation: Simulation | None = None
@@ -150,6 +164,8 @@ class StreamingService:
         self.broker = Broker()
         self._active: dict[int, ActiveProject] = {}
         self._lock = threading.Lock()
+        self._pending: queue.Queue = queue.Queue()
+        self._journal: threading.Thread | None = None
 
     # -- status helpers ------------------------------------------------------------------------------------------
     def _project(self, session, project_id: int) -> ProjectRecord:
@@ -310,6 +326,7 @@ class StreamingService:
             active.simulation.cancel()
             if active.simulation is not threading.current_thread():
                 active.simulation.join(wait)
+        self._flush_journal(wait)  # what was acknowledged is queued before the prescriber's stop
         active.queue.put(_STOP)
         if active.thread is not None and active.thread is not threading.current_thread():
             active.thread.join(wait)
@@ -342,6 +359,16 @@ class StreamingService:
     # -- ingestion -----------------------------------------------------------------------------------------------
     def ingest(self, project_id: int, body: Any) -> dict[str, Any]:
         """Validate, store (committed) and queue one event; returns the seed's ``event`` object."""
+        return self.submit(project_id, body).result()
+
+    def submit(self, project_id: int, body: Any) -> Future:
+        """Validate one event now and hand it to the journal; the future resolves once it is committed.
+
+        Invalid events raise here, before anything is stored. The journal thread writes whatever has been
+        submitted meanwhile in one transaction (group commit: concurrent posts share the cost of a commit), then
+        queues the events for prescription and resolves each future with the seed's ``event`` object, or with the
+        error that names why it was refused (e.g. its case is already completed).
+        """
         active = self._active.get(project_id)
         if active is None or not active.accepting:
             with self.sessions() as session:
@@ -350,30 +377,108 @@ class StreamingService:
         if not isinstance(body, dict):
             raise errors.InvalidEventError("The event must be a JSON object of column names and values")
         attributes, case_id, complete = validate_event(body, active.columns)
-        with active.lock, self.sessions() as session:
-            case = session.scalar(
-                select(CaseRecord).where(CaseRecord.project_id == project_id, CaseRecord.case_id == case_id)
-            )
-            if case is None:
-                case = CaseRecord(project_id=project_id, case_id=case_id)
-                session.add(case)
-                session.flush()
-            elif case.completed:
-                raise errors.InvalidEventError(f"Case '{case_id}' is already completed by an earlier event")
-            event = EventRecord(project_id=project_id, case_pk=case.id, attributes=attributes,
-                                complete_indicator=complete)  # fmt: skip
-            if complete:
-                case.completed = True
-            session.add(event)
+        posted = _Posted(active, case_id, attributes, complete, Future())
+        with self._lock:
+            if self._journal is None or not self._journal.is_alive():
+                self._journal = threading.Thread(target=self._journal_loop, name="event-journal", daemon=True)
+                self._journal.start()
+            self._pending.put(posted)
+        return posted.future
+
+    def _flush_journal(self, timeout: float = 30.0) -> None:
+        """Wait until everything submitted so far is written (or refused)."""
+        with self._lock:
+            if self._journal is None or not self._journal.is_alive():
+                return
+            marker: Future = Future()
+            self._pending.put(marker)
+        marker.result(timeout)
+
+    def _journal_loop(self) -> None:
+        while True:
+            first = self._pending.get()
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._pending.get_nowait())
+                except queue.Empty:
+                    break
+            markers = [m for m in batch if isinstance(m, Future)]
+            posted = [p for p in batch if isinstance(p, _Posted)]
+            if posted:
+                try:
+                    self._write(posted)
+                except Exception as exc:  # the database failed: refuse the batch, nothing was acknowledged
+                    log.exception("Writing %d events failed", len(posted))
+                    for item in posted:
+                        item.active.known_cases.clear()  # re-read from the database, which rolled back
+                        if not item.future.done():
+                            item.future.set_exception(errors.PrCoreError(f"The event could not be stored: {exc}"))
+            for marker in markers:
+                marker.set_result(None)
+
+    def _write(self, batch: list[_Posted]) -> None:
+        """One transaction for a batch of submitted events; queue and acknowledge them after the commit."""
+        accepted: list[tuple[_Posted, int]] = []
+        completed: list[tuple[ActiveProject, str, int]] = []
+        with self.sessions() as session:
+            for posted in batch:
+                active = posted.active
+                if not active.accepting:
+                    posted.future.set_exception(errors.StateError(errors.PROJECT_NOT_STREAMING))
+                    continue
+                case = active.known_cases.get(posted.case_id)
+                if case is None:
+                    case = self._case(session, active.project_id, posted.case_id)
+                    active.known_cases[posted.case_id] = case
+                case_pk, done = case
+                if done:
+                    posted.future.set_exception(
+                        errors.InvalidEventError(f"Case '{posted.case_id}' is already completed by an earlier event")
+                    )
+                    continue
+                if posted.complete:
+                    active.known_cases[posted.case_id] = (case_pk, True)
+                    completed.append((active, posted.case_id, case_pk))
+                accepted.append((posted, case_pk))
+            if not accepted:
+                return
+            rows = session.execute(
+                insert(EventRecord).returning(EventRecord.id, EventRecord.created_at, sort_by_parameter_order=True),
+                [{"project_id": p.active.project_id, "case_pk": pk, "attributes": p.attributes,
+                  "complete_indicator": p.complete} for p, pk in accepted],
+            ).all()  # fmt: skip
+            if completed:
+                session.execute(
+                    update(CaseRecord).where(CaseRecord.id.in_([pk for _, _, pk in completed])).values(completed=True)
+                )
             session.commit()
-            active.queue.put(_Item(event.id, case_id, attributes, complete, event.created_at))
-            return {
-                "project_id": project_id,
-                "attributes": renamed_attributes(attributes, active.columns, complete),
-                "id": event.id,
-                "created_at": _iso(event.created_at),
+        for active, case_id, _ in completed:
+            active.known_cases.pop(case_id, None)  # a later post of the case finds it completed in the database
+        for (posted, _), (event_id, created_at) in zip(accepted, rows, strict=True):
+            active = posted.active
+            active.queue.put(_Item(event_id, posted.case_id, posted.attributes, posted.complete, created_at))
+            posted.future.set_result({
+                "project_id": active.project_id,
+                "attributes": renamed_attributes(posted.attributes, active.columns, posted.complete),
+                "id": event_id,
+                "created_at": _iso(created_at),
                 "updated_at": None,
-            }
+            })  # fmt: skip
+
+    @staticmethod
+    def _case(session, project_id: int, case_id: str) -> tuple[int, bool]:
+        """The case's row id and whether it is completed, creating the case when it is new."""
+        found = session.execute(
+            select(CaseRecord.id, CaseRecord.completed).where(CaseRecord.project_id == project_id,
+                                                              CaseRecord.case_id == case_id)
+        ).first()  # fmt: skip
+        if found is not None:
+            return found.id, bool(found.completed)
+        created = session.execute(
+            insert(CaseRecord).values(project_id=project_id, case_id=case_id, completed=False).returning(CaseRecord.id)
+        )
+        return created.scalar_one(), False
 
     # -- prescribing ---------------------------------------------------------------------------------------------
     def _prescriber(self, active: ActiveProject) -> None:

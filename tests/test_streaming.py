@@ -76,6 +76,38 @@ def test_events_are_acknowledged_stored_and_prescribed(core, demo, streaming_pro
         core.post_event(streaming_project.id, events[0])
 
 
+def test_concurrent_posts_are_each_stored_once_in_order_and_completion_is_final(core, demo, streaming_project):
+    # many clients post at once: the journal commits them together, yet every acknowledged event is stored and
+    # prescribed exactly once, in the order of its case, and nothing is accepted after a case's last event
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prcore_core.db import EventRecord
+
+    received = _collect(core, streaming_project.id)
+    cases = [_events_of(demo, index, prefix="burst") for index in range(2, 10)]
+    for events in cases:
+        events[-1]["COMPLETE_INDICATOR"] = True
+
+    def client(events):
+        return [core.post_event(streaming_project.id, event)["id"] for event in events]
+
+    with ThreadPoolExecutor(8) as pool:
+        acknowledged = list(pool.map(client, cases))
+    ids = [i for case_ids in acknowledged for i in case_ids]
+    assert len(set(ids)) == len(ids) == sum(len(events) for events in cases)
+    assert all(case_ids == sorted(case_ids) for case_ids in acknowledged)
+    delivered = _wait_events(received, len(ids))
+    assert sorted(e["id"] for e in delivered) == sorted(ids)
+    order = {e["id"]: n for n, e in enumerate(delivered)}
+    assert all([order[i] for i in case_ids] == sorted(order[i] for i in case_ids) for case_ids in acknowledged)
+    with core.sessions() as session:
+        stored = session.query(EventRecord).filter(EventRecord.id.in_(ids)).count()
+    assert stored == len(ids)
+    for events in cases[:2]:
+        with pytest.raises(InvalidEventError, match="already completed"):
+            core.post_event(streaming_project.id, events[0])
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

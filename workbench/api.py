@@ -182,7 +182,8 @@ class EventHandler(ApiHandler):
 
     async def post(self, project_id: str) -> None:
         body = self.json_body()
-        event = await self.call(self.core.post_event, int(project_id), body)
+        # validation is quick and runs here; the commit is awaited (group-committed by the journal thread)
+        event = await asyncio.wrap_future(self.core.submit_event(int(project_id), body))
         last = event["attributes"].get("COMPLETE_INDICATOR") == "True"
         message = "Event received successfully, this is the last event of the case" if last else (
             "Event received successfully")  # fmt: skip
