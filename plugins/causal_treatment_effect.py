@@ -81,7 +81,7 @@ from prcore_core.dataset import (
 )
 from prcore_core.encoding import ENCODINGS, PrefixEncoder, blocks_for
 from prcore_core.metrics import by_prefix_length
-from prcore_core.plugin import Plugin, PrescriptionType, Progress, no_progress, null_output
+from prcore_core.plugin import Plugin, PrescriptionType, Progress, no_progress, null_output, one_native_thread
 
 with contextlib.suppress(ImportError):  # polars is an optional dependency of causalml; see the note below
     import polars  # noqa: F401
@@ -246,19 +246,6 @@ class _Propensity:
         return 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))
 
 
-_CONTROLLER: list = []
-
-
-def _one_thread():
-    """One OpenMP thread for the calling thread: the core trains two plugins at a time on two cores, and OpenMP
-    threads of two fits competing for the same cores make histogram gradient boosting up to ten times slower (and
-    a single-row prediction can stall for a second). OpenMP's thread count is per calling thread, so this has no
-    effect on other threads; BLAS limits are process-wide and are deliberately left alone."""
-    if not _CONTROLLER:
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=1, user_api="openmp")
 
 
 def _qini_auuc(y, w, score, with_auuc: bool = True) -> tuple[float | None, float | None]:
@@ -466,7 +453,7 @@ class CausalTreatmentEffect(Plugin):
         self.n_training_prefixes_ = len(batch)
         self.n_training_cases_ = int(pd.unique(cases).size)
         progress(0.2, f"Fitting the propensity model on {len(batch):,} prefixes of {self.n_training_cases_:,} cases")
-        with warnings.catch_warnings(), _one_thread():
+        with warnings.catch_warnings(), one_native_thread():
             warnings.simplefilter("ignore")  # convergence and causalml's logging of metrics are noise here
             self.propensity_ = _Propensity(self.seed).fit(features, treatment)
             propensity = np.clip(self.propensity_.predict(features), _PROPENSITY_CLIP, 1 - _PROPENSITY_CLIP)
@@ -483,7 +470,7 @@ class CausalTreatmentEffect(Plugin):
     # -- estimating ----------------------------------------------------------------------------------------------
     def _estimate(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(p1, p0, e)``: outcome probability if treated, if untreated, and the propensity, per row."""
-        with warnings.catch_warnings(), _one_thread():
+        with warnings.catch_warnings(), one_native_thread():
             warnings.simplefilter("ignore")
             raw_e = self.propensity_.predict(features)
             e = np.clip(raw_e, _PROPENSITY_CLIP, 1 - _PROPENSITY_CLIP)
@@ -506,11 +493,19 @@ class CausalTreatmentEffect(Plugin):
         return np.clip(p1, 0.0, 1.0), np.clip(p0, 0.0, 1.0), raw_e
 
     def _estimate_batch(self, batch: PrefixBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Estimates for every prefix, computed once per batch and fit (resource allocation shares the fit)."""
+        fit_key = getattr(self, "fit_key_", None)
+        memo_key = None if fit_key is None else ("causal-estimates", fit_key)
+        if memo_key in batch.memo:
+            return batch.memo[memo_key]
         parts = []
         for start in range(0, len(batch), _PREDICT_CHUNK):
             chunk = PrefixBatch(batch.events, batch.ends[start : start + _PREDICT_CHUNK], batch.attributes)
             parts.append(self._estimate(self.encoder_.transform(chunk)))
-        return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))  # type: ignore[return-value]
+        estimates = tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
+        if memo_key is not None:
+            batch.memo[memo_key] = estimates
+        return estimates  # type: ignore[return-value]
 
     def _effects(self, batch: PrefixBatch) -> list[dict[str, Any]]:
         """Per prefix: the reference output plus recommendation, propensity and overlap."""

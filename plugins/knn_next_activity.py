@@ -37,27 +37,17 @@ import numpy as np
 import param
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.neighbors import NearestNeighbors
-from threadpoolctl import ThreadpoolController
 
 from prcore_core.context import PredictionContext
 from prcore_core.dataset import LabelledLog, PrefixBatch
 from prcore_core.encoding import ENCODINGS, PrefixEncoder, blocks_for, context_keys
 from prcore_core.metrics import by_prefix_length, classification_metrics
-from prcore_core.plugin import Plugin, PrescriptionType, Progress, no_progress, null_output
+from prcore_core.plugin import Plugin, PrescriptionType, Progress, no_progress, null_output, one_native_thread
 
 ESTIMATORS = ("knn", "random_forest", "hist_gradient_boosting")
 _PREDICT_CHUNK = 8192
 #: Up to this many queries of one context are searched with numpy (no per-call overhead), more with scikit-learn.
 _SMALL_QUERY = 16
-_THREADPOOLS: list[ThreadpoolController] = []
-
-
-def _one_thread():
-    """Limit native thread pools to one thread (plugins train two at a time on two cores); the controller, which
-    scans the loaded libraries (~10 ms), is made once."""
-    if not _THREADPOOLS:
-        _THREADPOOLS.append(ThreadpoolController())
-    return _THREADPOOLS[0].limit(limits=1)
 
 
 def encoder_blocks(encoding: str) -> tuple[str, ...]:
@@ -95,7 +85,7 @@ class _ContextNeighbours:
 
     def proba(self, features: np.ndarray, contexts: np.ndarray, n_classes: int) -> np.ndarray:
         if len(features) > _SMALL_QUERY:
-            with _one_thread():
+            with one_native_thread(None):
                 return self._proba(features, contexts, n_classes)
         return self._proba(features, contexts, n_classes)
 
@@ -215,7 +205,7 @@ class KNNNextActivity(Plugin):
                 max_iter=self.n_estimators or 30, learning_rate=0.1, max_leaf_nodes=31, l2_regularization=1.0,
                 early_stopping=False, random_state=self.seed,
             )  # fmt: skip
-            with _one_thread():
+            with one_native_thread(None):
                 self.model_.fit(features, target_codes)
         progress(1.0, "Fitted")
         return self
@@ -270,7 +260,7 @@ class KNNNextActivity(Plugin):
                 out.append(self.model_.proba(self._scale(features), contexts, len(self.classes_)))
             else:
                 proba = np.zeros((len(part), len(self.classes_)), dtype=np.float32)
-                with _one_thread():
+                with one_native_thread(None):
                     proba[:, self.model_.classes_] = self.model_.predict_proba(features)
                 out.append(proba)
         return np.vstack(out) if out else np.zeros((0, len(self.classes_)), dtype=np.float32)

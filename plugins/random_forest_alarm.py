@@ -63,7 +63,6 @@ as decided. Otherwise the forest scores every prefix.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from typing import Any
 
@@ -83,11 +82,12 @@ from prcore_core.dataset import (
     START_TIMESTAMP,
     LabelledLog,
     PrefixBatch,
+    case_starts,
     order_time_column,
 )
-from prcore_core.encoding import ENCODINGS, PrefixEncoder, blocks_for
+from prcore_core.encoding import ENCODINGS, PrefixEncoder, blocks_for, seconds_since_epoch
 from prcore_core.metrics import by_prefix_length
-from prcore_core.plugin import Plugin, PrescriptionType, Progress, no_progress, null_output
+from prcore_core.plugin import Plugin, PrescriptionType, Progress, no_progress, null_output, one_native_thread
 
 ESTIMATORS = ("random_forest", "hist_gradient_boosting")
 #: Fewest held-back training cases to choose a threshold from.
@@ -99,17 +99,9 @@ _CHUNK = 65_536
 #: Rows per tree traversal block of the flattened forest (bounds the ``rows x trees`` index arrays).
 _TRAVERSAL_ROWS = 2_048
 _HOURS = 3600.0
-_TICKS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
 # -- prefixes ------------------------------------------------------------------------------------------------------
-def _case_starts(case: np.ndarray) -> np.ndarray:
-    """Row of the first event of each row's case (events sorted by case)."""
-    if not len(case):
-        return np.array([], dtype=np.int64)
-    new = np.r_[True, case[1:] != case[:-1]]
-    return np.maximum.accumulate(np.where(new, np.arange(len(case)), 0))
-
 
 def _observed(events: pd.DataFrame) -> np.ndarray:
     """Per event row: is the outcome already visible (all false without the flag column)."""
@@ -240,19 +232,6 @@ class _FlatForest:
         return out
 
 
-_CONTROLLER: list = []
-
-
-def _one_thread():
-    """One OpenMP thread for histogram gradient boosting: two plugins train at a time on two cores, and competing
-    OpenMP teams make it many times slower."""
-    if not _CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-            return contextlib.nullcontext()
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=1, user_api="openmp")
 
 
 class _Constant:
@@ -397,7 +376,7 @@ class RandomForestAlarm(Plugin):
                 max_iter=self.n_estimators, min_samples_leaf=self.min_samples_leaf, early_stopping=False,
                 random_state=self.seed,
             )  # fmt: skip
-            with _one_thread():
+            with one_native_thread():
                 self.model_.fit(features, target)
             self.scorer_ = None
             return
@@ -477,7 +456,7 @@ class RandomForestAlarm(Plugin):
         events, ends = batch.events, np.asarray(batch.ends, dtype=np.int64)
         width = len(self.encoder_.activities_.values) + 1
         case = events[CASE_ID].to_numpy()
-        starts = _case_starts(case)
+        starts = case_starts(case)
         time_column = order_time_column(events)
         hours = _hours(events[time_column])
         codes = self._activity_codes(events) if codes is None else codes
@@ -511,7 +490,7 @@ class RandomForestAlarm(Plugin):
             if self.scorer_ is not None:
                 parts.append(self.scorer_.predict(features))
             else:
-                with _one_thread(), warnings.catch_warnings():
+                with one_native_thread(), warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     parts.append(self.model_.predict_proba(features)[:, list(self.model_.classes_).index(1)])
         return np.clip(np.concatenate(parts), 0.0, 1.0) if parts else np.array([], dtype=np.float64)
@@ -528,7 +507,7 @@ class RandomForestAlarm(Plugin):
             return np.zeros(len(batch), dtype=bool)
         codes = self._activity_codes(events) if codes is None else codes
         total = np.cumsum(np.isin(codes, decisive))
-        starts = _case_starts(events[CASE_ID].to_numpy())[ends]
+        starts = case_starts(events[CASE_ID].to_numpy())[ends]
         before = np.where(starts > 0, total[np.maximum(starts - 1, 0)], 0)
         return (total[ends] - before) > 0
 
@@ -593,13 +572,7 @@ class RandomForestAlarm(Plugin):
 
 def _hours(time: pd.Series) -> np.ndarray:
     """Timestamps as float hours since the epoch (NaN where missing)."""
-    values = time.array
-    if not isinstance(values, pd.arrays.DatetimeArray):
-        values = pd.to_datetime(time, utc=True).array
-    ticks = values.asi8
-    hours = ticks.astype(np.float64) / (_TICKS_PER_SECOND[values.unit] * _HOURS)
-    hours[ticks == np.iinfo(np.int64).min] = np.nan
-    return hours
+    return seconds_since_epoch(time) / _HOURS
 
 
 def _alarm_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float | None]:

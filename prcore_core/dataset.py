@@ -81,11 +81,16 @@ class PrefixBatch:
         ``ends[i]``.
     attributes
         The attribute columns of ``events``.
+    memo
+        Scratch space of the plugins predicting on this batch, for results two plugins would otherwise both compute
+        (e.g. the causal estimates behind both the treatment effect and the resource allocation). Keys must
+        identify the fitted model that produced the value.
     """
 
     events: pd.DataFrame
     ends: np.ndarray
     attributes: tuple[Attribute, ...] = ()
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -125,9 +130,21 @@ class PrefixBatch:
         return position_in_case(self.events)[self.ends] + 1
 
 
+def case_starts(case: np.ndarray) -> np.ndarray:
+    """Row position of the first event of each row's case (rows grouped by case).
+
+    >>> case_starts(np.array(["a", "a", "b", "b", "b"])).tolist()
+    [0, 0, 2, 2, 2]
+    """
+    if not len(case):
+        return np.array([], dtype=np.int64)
+    new = np.r_[True, case[1:] != case[:-1]]
+    return np.maximum.accumulate(np.where(new, np.arange(len(case)), 0))
+
+
 def position_in_case(events: pd.DataFrame) -> np.ndarray:
     """0-based position of every event within its case (events sorted by case)."""
-    return events.groupby(CASE_ID, sort=False).cumcount().to_numpy()
+    return np.arange(len(events)) - case_starts(events[CASE_ID].to_numpy())
 
 
 @dataclass

@@ -35,6 +35,7 @@ from prcore_core.dataset import (
     START_TIMESTAMP,
     Attribute,
     PrefixBatch,
+    case_starts,
     order_time_column,
 )
 
@@ -117,7 +118,7 @@ def _one_hot(codes: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def _seconds(time: pd.Series) -> np.ndarray:
+def seconds_since_epoch(time: pd.Series) -> np.ndarray:
     """Seconds since the epoch as floats (``NaN`` for missing), whatever the resolution of the datetime column.
 
     Naive datetimes count as UTC; other columns are parsed first.
@@ -138,13 +139,6 @@ def _numbers(values: pd.Series) -> np.ndarray:
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
     return pd.to_numeric(values.astype("string"), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
-
-def _case_starts(case: np.ndarray) -> np.ndarray:
-    """Row position of the first event of each row's case."""
-    if not len(case):
-        return np.array([], dtype=np.int64)
-    new = np.r_[True, case[1:] != case[:-1]]
-    return np.maximum.accumulate(np.where(new, np.arange(len(case)), 0))
 
 
 class PrefixEncoder:
@@ -264,7 +258,7 @@ class PrefixEncoder:
         ends = np.asarray(batch.ends, dtype=np.int64)
         if codes is None:
             codes = self.activity_codes(batch.events)
-        position = ends - _case_starts(batch.events[CASE_ID].to_numpy())[ends]
+        position = ends - case_starts(batch.events[CASE_ID].to_numpy())[ends]
         out = np.full((len(ends), n), -1, dtype=np.int64)
         for k in range(n):
             valid = position >= k
@@ -277,7 +271,7 @@ class PrefixEncoder:
         if not len(ends):
             return np.zeros((0, len(self.feature_names_)), dtype=np.float32)
         case = events[CASE_ID].to_numpy()
-        starts = _case_starts(case)
+        starts = case_starts(case)
         width = len(self.activities_.values) + 1
         parts: list[np.ndarray] = []
         position = np.arange(len(case)) - starts
@@ -308,7 +302,7 @@ class PrefixEncoder:
         return np.hstack(parts).astype(np.float32, copy=False)
 
     def _time(self, events, starts, ends, position) -> np.ndarray:
-        seconds = _seconds(events[order_time_column(events)])
+        seconds = seconds_since_epoch(events[order_time_column(events)])
         unit = TIME_UNITS[self._unit]
         elapsed = np.nan_to_num(seconds[ends] - seconds[starts[ends]]) / unit
         previous = np.where(position[ends] > 0, seconds[np.maximum(ends - 1, 0)], seconds[ends])
@@ -325,7 +319,8 @@ class PrefixEncoder:
         """``log1p`` of the last event's end minus its start (0 when either is unknown)."""
         if START_TIMESTAMP not in events.columns or END_TIMESTAMP not in events.columns:
             return np.zeros((len(ends), 1), dtype=np.float32)
-        duration = (_seconds(events[END_TIMESTAMP]) - _seconds(events[START_TIMESTAMP]))[ends] / TIME_UNITS[self._unit]
+        duration = seconds_since_epoch(events[END_TIMESTAMP]) - seconds_since_epoch(events[START_TIMESTAMP])
+        duration = duration[ends] / TIME_UNITS[self._unit]
         return np.log1p(np.maximum(np.nan_to_num(duration), 0.0)).astype(np.float32)[:, None]
 
     def _attributes(self, events, starts, ends) -> list[np.ndarray]:

@@ -13,6 +13,7 @@ are registered the same way. :func:`prcore_core.conformance.check_plugin` checks
 from __future__ import annotations
 
 import pickle
+import threading
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -180,3 +181,23 @@ class Plugin(param.Parameterized):
 def null_output(detail: str) -> dict[str, Any]:
     """The prediction of a plugin that cannot prescribe for a prefix, saying why."""
     return {"output": None, "detail": detail}
+
+
+_THREADPOOLS: list = []  # one threadpoolctl controller: making one scans the loaded libraries (~10 ms)
+_THREADPOOLS_GUARD = threading.Lock()
+
+
+def one_native_thread(user_api: str | None = "openmp"):
+    """A context that limits native thread pools to one thread while a plugin fits or predicts.
+
+    The core trains two plugins at a time on two cores and prescribes beside a serving event loop; OpenMP teams
+    (histogram gradient boosting, scikit-learn's neighbour search) of two fits competing for the same cores make
+    each many times slower, and a one-row prediction can stall. OpenMP's thread count is per calling thread, so
+    the default limits only the caller; ``user_api=None`` also limits BLAS, which is process-wide.
+    """
+    with _THREADPOOLS_GUARD:
+        if not _THREADPOOLS:
+            from threadpoolctl import ThreadpoolController
+
+            _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0].limit(limits=1, user_api=user_api)
