@@ -31,6 +31,8 @@ blocks, unweighted): ``random_forest`` (0.795, ~20 s to fit on BPIC 2012) and ``
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -48,6 +50,9 @@ ESTIMATORS = ("knn", "random_forest", "hist_gradient_boosting")
 _PREDICT_CHUNK = 8192
 #: Up to this many queries of one context are searched with numpy (no per-call overhead), more with scikit-learn.
 _SMALL_QUERY = 16
+#: Bytes of gathered training rows kept per model for the context groups queried most recently (streaming asks
+#: the same few groups again and again; gathering a large group's rows costs more than searching them).
+_GROUP_CACHE_BYTES = 64 * 2**20
 
 
 def encoder_blocks(encoding: str) -> tuple[str, ...]:
@@ -79,6 +84,31 @@ class _ContextNeighbours:
             stops = np.r_[starts[1:], len(keys)]
             self.levels.append((order, dict(zip(unique.tolist(), zip(starts.tolist(), stops.tolist(), strict=True),
                                                 strict=True))))  # fmt: skip
+        self._groups: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self._groups_lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_groups", "_groups_lock")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._groups, self._groups_lock = OrderedDict(), threading.Lock()
+
+    def _group(self, m: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The features, squared norms and targets of one context group's training rows (recently used kept)."""
+        with self._groups_lock:
+            found = self._groups.get((m, lo))
+            if found is not None:
+                self._groups.move_to_end((m, lo))
+                return found
+        rows = self.levels[m][0][lo:hi]
+        train = self.features[rows]
+        found = (train, np.einsum("ij,ij->i", train, train), self.targets[rows])
+        with self._groups_lock:
+            self._groups[(m, lo)] = found
+            while sum(g[0].nbytes for g in self._groups.values()) > _GROUP_CACHE_BYTES and len(self._groups) > 1:
+                self._groups.popitem(last=False)
+        return found
 
     def _keys(self, contexts: np.ndarray) -> np.ndarray:
         return context_keys(contexts, self.n_codes)
@@ -95,7 +125,7 @@ class _ContextNeighbours:
         for m in range(len(self.levels) - 1, -1, -1):
             if not len(todo):
                 break
-            order, groups = self.levels[m]
+            _, groups = self.levels[m]
             keys, inverse = np.unique(self._keys(contexts[todo, :m]), return_inverse=True)
             served = np.zeros(len(todo), dtype=bool)
             for g, key in enumerate(keys.tolist()):
@@ -104,32 +134,33 @@ class _ContextNeighbours:
                     continue
                 members = np.flatnonzero(inverse == g)
                 queries = todo[members]
-                out[queries] = self._vote(features[queries], order[lo:hi], n_classes)
+                out[queries] = self._vote(features[queries], self._group(m, lo, hi), n_classes)
                 served[members] = True
             todo = todo[~served]
         return out
 
-    def _nearest(self, queries: np.ndarray, train: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _nearest(self, queries: np.ndarray, train: np.ndarray, norms: np.ndarray, k: int):
         """Indices (into ``train``) of the ``k`` nearest rows of each query, and their squared distances."""
         if len(queries) > _SMALL_QUERY:  # scikit-learn's Cython search, chunked to bound memory
             search = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(train)
             distances, nearest = search.kneighbors(queries)
             return nearest, distances**2
         # a few queries (streamed prefixes): plain numpy avoids scikit-learn's per-call overhead
-        distances = np.einsum("ij,ij->i", train, train)[None, :] - 2.0 * (queries @ train.T)
+        distances = norms[None, :] - 2.0 * (queries @ train.T)
         distances += np.einsum("ij,ij->i", queries, queries)[:, None]
         nearest = np.argpartition(distances, k - 1, axis=1)[:, :k] if k < len(train) else (
             np.broadcast_to(np.arange(len(train)), (len(queries), len(train))))  # fmt: skip
         return nearest, np.take_along_axis(distances, nearest, axis=1)
 
-    def _vote(self, queries: np.ndarray, rows: np.ndarray, n_classes: int) -> np.ndarray:
-        """Share of the (uniform or inverse-distance) votes of the nearest rows for each class."""
-        nearest, squared = self._nearest(queries, self.features[rows], min(self.k, len(rows)))
+    def _vote(self, queries: np.ndarray, group: tuple[np.ndarray, np.ndarray, np.ndarray], n_classes: int):
+        """Share of the (uniform or inverse-distance) votes of the group's nearest rows for each class."""
+        train, norms, targets = group
+        nearest, squared = self._nearest(queries, train, norms, min(self.k, len(train)))
         if self.weights == "distance":
             votes = 1.0 / (np.sqrt(np.maximum(squared, 0.0)) + 1e-6)
         else:
             votes = np.ones(nearest.shape)
-        cells = np.arange(len(queries))[:, None] * n_classes + self.targets[rows][nearest]
+        cells = np.arange(len(queries))[:, None] * n_classes + targets[nearest]
         block = np.bincount(cells.ravel(), weights=votes.ravel(), minlength=len(queries) * n_classes)
         block = block.reshape(len(queries), n_classes)
         return (block / block.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -92,6 +92,7 @@ class PrCore:
     def close(self) -> None:
         """Stop background work and release the database (streaming projects are re-activated on restart)."""
         self.streaming.shutdown_all()
+        self.trainer.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.engine.dispose()
 

@@ -31,13 +31,18 @@ class Settings:
         Share of cases, earliest by start time, used for training; the rest are held out for evaluation and
         simulation.
     max_workers
-        Threads for parsing, training and prediction.
+        Threads for parsing, training and prediction (and training processes, see below).
+    training_processes
+        Train plugins in worker processes instead of threads (``PRCORE_TRAINING_PROCESSES=1``), so that a server
+        stays responsive while it trains; ``prcore-workbench serve`` turns it on. Plugins that another process
+        cannot import (defined in a notebook) still train in a thread.
     """
 
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("PRCORE_DATA_DIR") or "./prcore-data"))
     database_url: str | None = field(default_factory=lambda: os.environ.get("PRCORE_DATABASE_URL") or None)
     training_share: float = field(default_factory=lambda: _env_float("PRCORE_TRAINING_SHARE", 0.8))
     max_workers: int = field(default_factory=lambda: int(_env_float("PRCORE_MAX_WORKERS", 2)))
+    training_processes: bool = field(default_factory=lambda: bool(_env_float("PRCORE_TRAINING_PROCESSES", 0)))
 
     def __post_init__(self):
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())

@@ -14,7 +14,8 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -40,6 +41,110 @@ _PROGRESS_INTERVAL = 0.25
 
 class StaleRun(Exception):
     """The project moved on (redefined, deleted); this job's results are no longer wanted."""
+
+
+def current_project(session: Session, project_id: int, run: int) -> ProjectRecord:
+    """The project if ``run`` is still its current training run, else :class:`StaleRun`."""
+    project = session.get(ProjectRecord, project_id, populate_existing=True)
+    if project is None or project.training_run != run:
+        raise StaleRun
+    return project
+
+
+def plugin_progress(sessions: sessionmaker, project_id: int, run: int, plugin_id: int, low: float, high: float):
+    """A plugin's progress callback: writes the fraction (mapped into ``[low, high]``) and sentence, throttled."""
+    last = [0.0]
+
+    def report(fraction: float, sentence: str) -> None:
+        now = time.monotonic()
+        if now - last[0] < _PROGRESS_INTERVAL and fraction < 1.0:
+            return
+        last[0] = now
+        with sessions() as session:
+            current_project(session, project_id, run)
+            plugin = session.get(PluginRecord, plugin_id)
+            if plugin is None:
+                raise StaleRun
+            plugin.progress = low + (high - low) * max(0.0, min(1.0, fraction))
+            plugin.progress_message = sentence
+            session.commit()
+
+    return report
+
+
+def fit_and_measure(plugin_class: type[Plugin], parameters: dict, prepared: PreparedLog, definition: ProjectDefinition,
+                    additional_info: dict, progress: Callable[[float, float], Callable], model_file) -> dict:
+    """Fit a plugin on the training cases, measure it on the held-out cases, save it; its metrics."""  # fmt: skip
+    training = prepared.part("training", definition, additional_info)
+    held_out = prepared.part("held_out", definition, additional_info)
+    started = time.perf_counter()
+    instance = plugin_class.from_parameters(parameters)
+    instance.fit(training, progress(0.0, 0.7))
+    fit_seconds = time.perf_counter() - started
+    metrics = instance.evaluate(held_out, progress(0.7, 0.95))
+    metrics = {**metrics, "training_seconds": round(fit_seconds, 3),
+               "evaluation_seconds": round(time.perf_counter() - started - fit_seconds, 3),
+               "held_out_cases": held_out.n_cases}  # fmt: skip
+    instance.save(model_file)
+    return _json_safe(metrics)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingJob:
+    """Everything a separate process needs to train one plugin (picklable: no sessions, no data)."""
+
+    settings: Settings
+    project_id: int
+    run: int
+    plugin_id: int
+    plugin_module: str
+    plugin_name: str
+    parameters: dict
+    additional_info: dict
+    definition: ProjectDefinition
+    prepared_path: str
+    attributes: list
+    split: dict
+    model_path: str
+
+
+_process_state: dict[str, Any] = {}
+
+
+def run_training_job(job: TrainingJob) -> dict:
+    """Train one plugin in a worker process: read the prepared log from disk, report progress to the database."""
+    import importlib
+
+    if _process_state.get("url") != job.settings.url:
+        from prcore_core.db import make_engine, make_sessionmaker
+
+        _process_state.clear()
+        _process_state.update(url=job.settings.url, sessions=make_sessionmaker(make_engine(job.settings.url)))
+    sessions = _process_state["sessions"]
+    storage = Storage(job.settings.data_dir)
+    key = (job.prepared_path, job.run)
+    if _process_state.get("prepared_key") != key:  # the next plugin of the same run reuses it
+        _process_state["prepared"] = storage.read_prepared(job.prepared_path, job.attributes, job.split)
+        _process_state["prepared_key"] = key
+    plugin_class = getattr(importlib.import_module(job.plugin_module), job.plugin_name)
+    plugin_class.load_dependencies()
+
+    def progress(low: float, high: float):
+        return plugin_progress(sessions, job.project_id, job.run, job.plugin_id, low, high)
+
+    return fit_and_measure(plugin_class, job.parameters, _process_state["prepared"], job.definition,
+                           job.additional_info, progress, storage.path(job.model_path))  # fmt: skip
+
+
+def warm_worker(plugin_keys: list[str]) -> None:
+    """Import the plugins' slow dependencies in a worker process before the first training needs them."""
+    for key in plugin_keys:
+        registry.get_plugin_class(key).load_dependencies()
+
+
+def importable(plugin_class: type) -> bool:
+    """Can another process import this class by name? (Not one defined in a notebook or inside a function.)"""
+    return plugin_class.__module__ != "__main__" and "<locals>" not in plugin_class.__qualname__
 
 
 def columns_of(record) -> ColumnsDefinition:
@@ -110,6 +215,7 @@ class Trainer:
         # Serialises the end of plugin runs: each derives the project's status from all its plugins, and two
         # concurrent transactions would each see the other still training and leave the project TRAINING forever.
         self._outcome_lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
         self.plugin_classes: Callable[[], dict[str, type[Plugin]]] = registry.available_plugins
 
     # -- entry points --------------------------------------------------------------------------------------------
@@ -128,10 +234,7 @@ class Trainer:
 
     # -- the job -------------------------------------------------------------------------------------------------
     def _current(self, session: Session, project_id: int, run: int) -> ProjectRecord:
-        project = session.get(ProjectRecord, project_id, populate_existing=True)
-        if project is None or project.training_run != run:
-            raise StaleRun
-        return project
+        return current_project(session, project_id, run)
 
     def _run(self, project_id: int, run: int) -> None:
         try:
@@ -223,52 +326,35 @@ class Trainer:
             project.progress, project.progress_message = fraction, sentence
             session.commit()
 
-    def _plugin_progress(self, project_id: int, run: int, plugin_id: int, low: float, high: float):
-        last = [0.0]
-
-        def report(fraction: float, sentence: str) -> None:
-            now = time.monotonic()
-            if now - last[0] < _PROGRESS_INTERVAL and fraction < 1.0:
-                return
-            last[0] = now
-            with self.sessions() as session:
-                self._current(session, project_id, run)
-                plugin = session.get(PluginRecord, plugin_id)
-                if plugin is None:
-                    raise StaleRun
-                plugin.progress = low + (high - low) * max(0.0, min(1.0, fraction))
-                plugin.progress_message = sentence
-                session.commit()
-
-        return report
-
     def _train_plugin(self, project_id, run, plugin_id, plugin_class, parameters, additional_info, definition):
         try:
             with self.sessions() as session:
-                self._current(session, project_id, run)
+                project = self._current(session, project_id, run)
                 plugin = session.get(PluginRecord, plugin_id)
                 set_plugin_status(plugin, PluginStatus.TRAINING)
                 plugin.progress, plugin.progress_message = 0.0, "Starting"
                 session.commit()
-            with self._lock:
-                prepared = self._prepared[(project_id, run)]
-            training = prepared.part("training", definition, additional_info)
-            held_out = prepared.part("held_out", definition, additional_info)
-            started = time.perf_counter()
-            instance = plugin_class.from_parameters(parameters)
-            instance.fit(training, self._plugin_progress(project_id, run, plugin_id, 0.0, 0.7))
-            fit_seconds = time.perf_counter() - started
-            metrics = instance.evaluate(held_out, self._plugin_progress(project_id, run, plugin_id, 0.7, 0.95))
-            metrics = {**metrics, "training_seconds": round(fit_seconds, 3),
-                       "evaluation_seconds": round(time.perf_counter() - started - fit_seconds, 3),
-                       "held_out_cases": held_out.n_cases}  # fmt: skip
+                stored = (project.prepared_path, list(project.attributes or []), dict(project.split or {}))
             relative = self.storage.model_path(project_id, run, plugin_class.key)
-            instance.save(self.storage.path(relative))
+            if self.settings.training_processes and importable(plugin_class):
+                job = TrainingJob(self.settings, project_id, run, plugin_id, plugin_class.__module__,
+                                  plugin_class.__qualname__, parameters, additional_info, definition, *stored,
+                                  relative)  # fmt: skip
+                metrics = self._processes().submit(run_training_job, job).result()
+            else:
+                with self._lock:
+                    prepared = self._prepared[(project_id, run)]
+
+                def progress(low: float, high: float):
+                    return plugin_progress(self.sessions, project_id, run, plugin_id, low, high)
+
+                metrics = fit_and_measure(plugin_class, parameters, prepared, definition, additional_info, progress,
+                                          self.storage.path(relative))  # fmt: skip
             with self._outcome_lock, self.sessions() as session:
                 project = self._current(session, project_id, run)
                 plugin = session.get(PluginRecord, plugin_id)
                 plugin.model_path = relative
-                plugin.metrics = _json_safe(metrics)
+                plugin.metrics = metrics
                 plugin.progress, plugin.progress_message = 1.0, "Trained"
                 set_plugin_status(plugin, PluginStatus.TRAINED)
                 refresh_project_status(project)
@@ -292,6 +378,44 @@ class Trainer:
                 refresh_project_status(project)
                 self._update_project_progress(project)
                 session.commit()
+
+    def _processes(self) -> ProcessPoolExecutor:
+        """Worker processes for plugin training (``Settings.training_processes``), started on first use.
+
+        Training in threads shares the interpreter lock with whatever else the process does; pandas and
+        scikit-learn hold it for long stretches, which a server answering requests beside training feels as
+        latency spikes. Workers come from a fork server (a clean process, not a fork of this threaded one).
+        """
+        with self._lock:
+            if self._pool is None:
+                import multiprocessing
+
+                methods = multiprocessing.get_all_start_methods()
+                context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+                if "forkserver" in methods:
+                    context.set_forkserver_preload(["prcore_core.training", "plugins"])
+                self._pool = ProcessPoolExecutor(self.settings.max_workers, mp_context=context)
+            return self._pool
+
+    def warm_up(self) -> None:
+        """Start the training processes now and import the plugins' dependencies in them (a few seconds the first
+        training would otherwise wait); a no-op when plugins train in threads."""
+        if not self.settings.training_processes:
+            return
+        keys = [key for key, cls in self.plugin_classes().items() if importable(cls)]
+        pool = self._processes()
+        for _ in range(self.settings.max_workers):
+            pool.submit(warm_worker, keys)
+
+    def close(self) -> None:
+        """Stop the training processes; interrupted runs resume at the next start (see ``PrCore._recover``)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            workers = list(getattr(pool, "_processes", {}).values())  # no public way to stop running jobs
+            pool.shutdown(wait=False, cancel_futures=True)
+            for worker in workers:
+                worker.terminate()
 
     @staticmethod
     def _update_project_progress(project: ProjectRecord) -> None:

@@ -315,3 +315,21 @@ def test_plugins_finishing_at_the_same_moment_leave_the_project_trained(core, de
         project = core.create_project(event_log.id).wait_until("TRAINED", 60)
         assert [p.status for p in project.plugins] == ["TRAINED", "TRAINED"]
         assert project.to_dict()["status"] == "TRAINED"
+
+
+def test_plugins_train_in_worker_processes_when_asked(tmp_path, demo):
+    # the server trains in processes so that requests stay quick; results, progress and errors are the same
+    from prcore_core.settings import Settings
+
+    with PrCore(settings=Settings(data_dir=tmp_path / "data", training_processes=True)) as core:
+        core.trainer.warm_up()
+        event_log = core.upload_event_log(demo.events.head(1500).to_csv(index=False).encode(), filename="demo.csv")
+        core.set_columns_definition(event_log.id, demo.columns_definition, demo.case_attributes)
+        project = core.create_project(event_log.id, positive_outcome=demo.outcome, treatment=demo.treatment)
+        project = project.wait_until("TRAINED", 180)
+        assert {p.status for p in project.plugins} == {"TRAINED"}
+        knn = next(p for p in project.plugins if p.key == "knn-next-activity")
+        assert knn.progress_message == "Trained" and 0 < knn.metrics["accuracy"] <= 1
+        assert core.trainer._pool is not None  # they really ran in the pool
+        batch = core.prescribe(project.id, demo.events.head(40))
+        assert batch and all(prescriptions for prescriptions in batch.values())

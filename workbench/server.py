@@ -79,11 +79,13 @@ def check_port(host: str, port: int) -> None:
 
 def warm_up(core: PrCore, demo: DemoProject | None = None, projects: int = 3) -> None:
     """Start-up work in one background thread, one step after the other: load the plugins (their modules import
-    slowly, and imports running in several threads at once can trip each other), create the demo project if asked,
+    slowly, and imports running in several threads at once can trip each other) and start the training processes,
+    create the demo project if asked,
     then parse the defined logs of the most recent projects into the core's cache, so that the first visit of a
     view is as quick as the next ones."""
     try:
         core.available_plugins()
+        core.trainer.warm_up()
     except Exception:
         log.exception("Loading the plugins failed")
     if demo is not None:
@@ -114,7 +116,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data_dir=None, database_url
     check_port(host, port)
     if core is None:
         given = {"data_dir": data_dir, "database_url": database_url}
-        core = PrCore(settings=Settings(**{k: v for k, v in given.items() if v is not None}))
+        # plugins train in worker processes: requests are answered promptly while a project trains
+        core = PrCore(settings=Settings(training_processes=True, **{k: v for k, v in given.items() if v is not None}))
     token = api.resolve_token(core.settings.data_dir, token)
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="prcore-api")
     demo_project = DemoProject(core, n_cases=demo_cases) if demo else None
