@@ -25,7 +25,9 @@ from prcore_core.preparation import canonical_events
 COMPLETE_INDICATOR = "COMPLETE_INDICATOR"
 _ARRIVAL = "\x1farrival"
 _SKIP = object()
-#: The dtype of each family in canonical events (what :func:`~prcore_core.values.parse_column` returns).
+#: The dtype of each family in canonical events (what :func:`~prcore_core.values.parse_column` returns), except
+#: text, kept as Python strings: the encoders read a few cells of many columns per burst, and Arrow-backed strings
+#: cost more to read cell by cell than they save.
 _DTYPES = {Family.NUMBER: "float64", Family.DATETIME: "datetime64[ns, UTC]", Family.BOOLEAN: "boolean"}
 
 
@@ -182,5 +184,5 @@ class RunningCases:
         if definition in (None, ColumnDefinition.TRANSITION, ColumnDefinition.COMPLETE_INDICATOR):
             return _SKIP
         name = self.columns.renamed(key) if key in self.columns.columns else f"EVENT_ATTRIBUTE_TEXT_{key}"
-        self._dtypes.setdefault(name, _DTYPES.get(family(definition), "string"))
+        self._dtypes.setdefault(name, _DTYPES.get(family(definition), object))
         return name, definition

@@ -8,6 +8,7 @@ plugin does not fail the others. Progress (a fraction and a sentence) is written
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -134,6 +135,15 @@ def run_training_job(job: TrainingJob) -> dict:
 
     return fit_and_measure(plugin_class, job.parameters, _process_state["prepared"], job.definition,
                            job.additional_info, progress, storage.path(job.model_path))  # fmt: skip
+
+
+def background_priority() -> None:
+    """Lower a training worker's CPU priority: on a machine with as many cores as workers, the server's answers
+    must not queue behind model fits (the operating system then runs them whenever the server waits)."""
+    import os
+
+    with contextlib.suppress(AttributeError, OSError):  # no os.nice on Windows
+        os.nice(10)
 
 
 def warm_worker(plugin_keys: list[str]) -> None:
@@ -394,7 +404,8 @@ class Trainer:
                 context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
                 if "forkserver" in methods:
                     context.set_forkserver_preload(["prcore_core.training", "plugins"])
-                self._pool = ProcessPoolExecutor(self.settings.max_workers, mp_context=context)
+                self._pool = ProcessPoolExecutor(self.settings.max_workers, mp_context=context,
+                                                 initializer=background_priority)  # fmt: skip
             return self._pool
 
     def warm_up(self) -> None:
