@@ -43,7 +43,7 @@ from sklearn.neighbors import NearestNeighbors
 from prcore_core.context import PredictionContext
 from prcore_core.dataset import LabelledLog, PrefixBatch
 from prcore_core.encoding import ENCODINGS, PrefixEncoder, blocks_for, context_keys
-from prcore_core.metrics import by_prefix_length, classification_metrics
+from prcore_core.metrics import next_activity_metrics
 from prcore_core.plugin import Plugin, PrescriptionType, Progress, no_progress, null_output, one_native_thread
 
 ESTIMATORS = ("knn", "random_forest", "hist_gradient_boosting")
@@ -297,18 +297,7 @@ class KNNNextActivity(Plugin):
         return np.vstack(out) if out else np.zeros((0, len(self.classes_)), dtype=np.float32)
 
     def evaluate(self, log: LabelledLog, progress: Progress = no_progress) -> dict:
-        batch = log.prefixes(with_next=True)
-        if not len(batch):
-            return {"detail": "No held-out prefix has a next activity"}
-        progress(0.1, f"Predicting {len(batch):,} held-out prefixes")
-        predicted = self.classes_[np.argmax(self._proba(batch), axis=1)]
-        truth = log.next_activities(batch).astype(str)
-        metrics: dict[str, Any] = classification_metrics(truth, predicted)
-        metrics["by_prefix_length"] = by_prefix_length(
-            batch.lengths, classification_metrics, y_true=truth, y_pred=predicted
-        )
-        metrics["support"] = len(truth)
-        return metrics
+        return next_activity_metrics(log, self._proba, self.classes_, progress)
 
     def predict(self, batch: PrefixBatch, context: PredictionContext | None = None) -> list[dict]:
         if not len(batch):

@@ -18,8 +18,6 @@ Not registered as an entry point (projects do not train it): use it in benchmark
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import param
 
@@ -27,7 +25,7 @@ from plugins.knn_next_activity import top_predictions
 from prcore_core.context import PredictionContext
 from prcore_core.dataset import LabelledLog, PrefixBatch
 from prcore_core.encoding import PrefixEncoder, context_keys
-from prcore_core.metrics import by_prefix_length, classification_metrics
+from prcore_core.metrics import next_activity_metrics
 from prcore_core.plugin import Plugin, PrescriptionType, Progress, no_progress, null_output
 
 
@@ -83,18 +81,7 @@ class NGramNextActivity(Plugin):
         return out
 
     def evaluate(self, log: LabelledLog, progress: Progress = no_progress) -> dict:
-        batch = log.prefixes(with_next=True)
-        if not len(batch):
-            return {"detail": "No held-out prefix has a next activity"}
-        progress(0.1, f"Predicting {len(batch):,} held-out prefixes")
-        predicted = self.classes_[np.argmax(self._proba(batch), axis=1)]
-        truth = log.next_activities(batch).astype(str)
-        metrics: dict[str, Any] = classification_metrics(truth, predicted)
-        metrics["by_prefix_length"] = by_prefix_length(
-            batch.lengths, classification_metrics, y_true=truth, y_pred=predicted
-        )
-        metrics["support"] = len(truth)
-        return metrics
+        return next_activity_metrics(log, self._proba, self.classes_, progress)
 
     def predict(self, batch: PrefixBatch, context: PredictionContext | None = None) -> list[dict]:
         if not len(batch):

@@ -37,3 +37,24 @@ def by_prefix_length(lengths: np.ndarray, compute, **arrays) -> list[dict]:
         subset = {name: np.asarray(values)[mask] for name, values in arrays.items()}
         rows.append({"prefix_length": label, "support": int(mask.sum()), **compute(**subset)})
     return rows
+
+
+def next_activity_metrics(log, proba, classes: np.ndarray, progress=None) -> dict:
+    """Held-out metrics of a next-activity predictor over every prefix of ``log`` that has a next activity.
+
+    ``proba(batch)`` gives one row of class probabilities per prefix, columns in the order of ``classes``; the
+    prediction is the most probable class. Returns :func:`classification_metrics` plus ``by_prefix_length`` and
+    ``support``.
+    """
+    batch = log.prefixes(with_next=True)
+    if not len(batch):
+        return {"detail": "No held-out prefix has a next activity"}
+    if progress is not None:
+        progress(0.1, f"Predicting {len(batch):,} held-out prefixes")
+    predicted = np.asarray(classes)[np.argmax(proba(batch), axis=1)]
+    truth = log.next_activities(batch).astype(str)
+    metrics = classification_metrics(truth, predicted)
+    metrics["by_prefix_length"] = by_prefix_length(batch.lengths, classification_metrics, y_true=truth,
+                                                   y_pred=predicted)  # fmt: skip
+    metrics["support"] = len(truth)
+    return metrics
