@@ -110,10 +110,14 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data_dir=None, database_url
     background on first start; the training view shows its progress).
     """
     import panel as pn
+    from threadpoolctl import threadpool_limits
 
     from workbench.app import create_app
 
     check_port(host, port)
+    # The server's own numeric work is small (one burst of prefixes at a time; training runs in worker processes),
+    # and multi-threaded BLAS only adds threads that spin between calls, taking a core from the event loop.
+    threadpool_limits(limits=1, user_api="blas")
     if core is None:
         given = {"data_dir": data_dir, "database_url": database_url}
         # plugins train in worker processes: requests are answered promptly while a project trains
