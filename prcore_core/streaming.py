@@ -720,6 +720,7 @@ class Simulation(threading.Thread):
             frame = frame.assign(**{COMPLETE_INDICATOR: ~frame[case_column].duplicated(keep="last")})
             records = frame.astype(object)
             records = records.where(records.notna(), None).to_dict("records")
+            due = time.monotonic()  # on a schedule: the time an event takes to ingest does not slow the pace
             for position, record in enumerate(records):
                 if self._cancelled.is_set() or (self.max_events is not None and self.sent >= self.max_events):
                     break
@@ -732,8 +733,10 @@ class Simulation(threading.Thread):
                     current = times.iloc[position]
                     following = times.iloc[position + 1] if position + 1 < len(times) else current
                     delay = max((following - current).total_seconds(), 0.0) / self.speed
-                if delay:
-                    self._cancelled.wait(delay)
+                due += delay or 0.0
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._cancelled.wait(wait)
         except errors.PrCoreError as exc:
             if not self._cancelled.is_set():
                 log.warning("Simulation of project %s stopped: %s", self.active.project_id, exc.detail)

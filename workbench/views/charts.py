@@ -19,7 +19,12 @@ FONT = "12px"
 
 
 def _base(title: str, height: int, **kwargs):
-    plot = figure(title=title, height=height, sizing_mode="stretch_width", toolbar_location=None, **kwargs)
+    """A figure without tools (hover tools are added where wanted).
+
+    With the toolbar hidden the default tools only let a drag pan the chart with no way to reset it, and each one
+    is a Bokeh model more to build on the server, send and render in the browser on every page load.
+    """
+    plot = figure(title=title, height=height, sizing_mode="stretch_width", tools="", toolbar_location=None, **kwargs)
     plot.title.text_font_size = "13px"
     plot.outline_line_color = None
     plot.grid.grid_line_alpha = 0.4
@@ -128,7 +133,8 @@ class ShareChart:
     """Horizontal bars: the share of prescriptions that recommend the treatment, per plugin."""
 
     def __init__(self, labels: Sequence[str]):
-        labels = list(labels) or ["(no treatment plugin)"]
+        self.names = list(labels)
+        labels = self.names or ["(no treatment plugin)"]
         self.labels = labels
         self.source = ColumnDataSource({"label": labels, "share": [0.0] * len(labels), "text": [""] * len(labels)})
         self.plot = _base("Share of treatments recommended", 90 + 40 * len(labels), y_range=labels,

@@ -8,6 +8,7 @@ other text values come from the log (``DefinedLog.values_of``), and the live cou
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import json
 
@@ -217,7 +218,7 @@ class DefinitionEditor(pn.viewable.Viewer):
             self.negative, self.box, self.add_group_button, self.count,
             css_classes=[f"wb-{kind}", "wb-definition-editor"], sizing_mode="stretch_width",
         )  # fmt: skip
-        self.changed()
+        self.changed(debounce=0.0)  # the first count at once; later edits come in bursts
 
     def add_group(self):
         self.groups.append(GroupEditor(self))
@@ -251,14 +252,14 @@ class DefinitionEditor(pn.viewable.Viewer):
         groups = [group.to_list() for group in self.groups if group.rows]
         return groups or None
 
-    def changed(self):
+    def changed(self, debounce: float = 0.25):
         """Recount (debounced: only the last change of a burst asks the core)."""
         self._version += 1
-        pn.state.execute(self._count)
+        pn.state.execute(functools.partial(self._count, debounce))
 
-    async def _count(self):
+    async def _count(self, debounce: float = 0.25):
         version = self._version
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(debounce)
         if version != self._version:
             return
         raw = self.to_list()
@@ -447,7 +448,7 @@ class OutcomeTreatmentView(pn.viewable.Viewer):
         if key == self._loaded:
             return
         self._loaded = key
-        self.loading.visible = True
+        self.placeholder.visible, self.loading.visible = False, True
         core = self.state.core
         try:
             event_log = await self.state.run(core.get_event_log, event_log_id)
@@ -458,9 +459,16 @@ class OutcomeTreatmentView(pn.viewable.Viewer):
             self.placeholder.object = f'<div class="wb-muted">{html.escape(error_text(exc))}</div>'
             self.placeholder.visible, self.editor.visible = True, False
             return
-        self.loading.visible = False
         if self.state.event_log_id != event_log_id:  # another log was opened meanwhile; its own load shows it
             return
+        # the editors and plugin forms in one message: the browser lays the page out once, not once per part
+        with pn.io.hold():
+            self.loading.visible = False
+            self._show(event_log, context, available)
+
+    def _show(self, event_log, context: EditorContext, available: dict) -> None:
+        """Build the outcome and treatment editors and the plugin forms of a loaded log."""
+        event_log_id = event_log.id
         definition = event_log.definition or {}
         project = self._project()
         self.outcome = DefinitionEditor(self.state, "outcome", context, event_log_id,

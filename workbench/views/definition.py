@@ -108,7 +108,8 @@ class ColumnsView(pn.viewable.Viewer):
             pn.Row(self.apply_button, self.progress, self.next_button), self.message, self.analysis_text, self.charts,
             sizing_mode="stretch_width", visible=False,
         )  # fmt: skip
-        self.layout = pn.Column(heading("2 · Columns definition"), self.placeholder,
+        self.loading = pn.indicators.Progress(active=True, value=-1, visible=False, width=240, height=12)
+        self.layout = pn.Column(heading("2 · Columns definition"), self.placeholder, self.loading,
                                 self.editor, sizing_mode="stretch_width", css_classes=["wb-view-columns"])  # fmt: skip
         self._loaded_id = None
         pn.state.execute(self._load)
@@ -126,28 +127,34 @@ class ColumnsView(pn.viewable.Viewer):
         if event_log_id == self._loaded_id:
             return
         self._loaded_id = event_log_id
+        core = self.state.core
+        self.placeholder.visible, self.loading.visible = False, True
         try:
-            event_log = await self.state.run(self.state.core.get_event_log, event_log_id)
+            event_log = await self.state.run(core.get_event_log, event_log_id)
         except Exception as exc:
+            self.loading.visible = False
             self.placeholder.object = html.escape(error_text(exc))
+            self.placeholder.visible = True
             return
-        if self.state.event_log_id != event_log_id:  # another log was opened meanwhile; its own load shows it
-            return
-        self.event_log = event_log
-        self._build(event_log)
-        self.placeholder.visible, self.editor.visible = False, True
         analysis = self.state.analysis if self.state.analysis and self.state.analysis.get(
             "event_log_id") == event_log_id else None  # fmt: skip
+        error = None
         if analysis is None and event_log.definition and event_log.definition.get("columns_definition"):
-            self.progress.visible = True
             try:
-                analysis = await self.state.run(stored_analysis, self.state.core, event_log_id)
+                analysis = await self.state.run(stored_analysis, core, event_log_id)
             except Exception as exc:
-                analysis = None
-                self.message.error(error_text(exc))
-            finally:
-                self.progress.visible = False
-        self._show_analysis(analysis)
+                error = error_text(exc)
+        if self.state.event_log_id != event_log_id:  # another log was opened meanwhile; its own load shows it
+            return
+        # the editor and its charts in one message: the browser lays the page out once, not once per part
+        with pn.io.hold():
+            self.loading.visible = False
+            self.event_log = event_log
+            self._build(event_log)
+            self.placeholder.visible, self.editor.visible = False, True
+            self._show_analysis(analysis)
+            if error is not None:
+                self.message.error(error)
 
     def _build(self, event_log: EventLog) -> None:
         definition = event_log.definition or {}

@@ -124,8 +124,8 @@ class LiveView(pn.viewable.Viewer):
         # charts
         self.rate = RateChart()
         self.histogram = Histogram("Alarm probability")
-        self.share = ShareChart([])
-        self.share_pane = pn.pane.Bokeh(self.share.plot, sizing_mode="stretch_width")
+        self.share: ShareChart | None = None  # its bars are the project's plugins: built by ``_reset``
+        self.share_pane = pn.pane.Bokeh(sizing_mode="stretch_width")
         charts = pn.Row(pn.pane.Bokeh(self.rate.plot, sizing_mode="stretch_width"),
                         pn.pane.Bokeh(self.histogram.plot, sizing_mode="stretch_width"), self.share_pane,
                         sizing_mode="stretch_width", css_classes=["wb-live-charts"])  # fmt: skip
@@ -147,6 +147,11 @@ class LiveView(pn.viewable.Viewer):
         self.drain_callback = pn.state.add_periodic_callback(self._drain, period=DRAIN_MS)
         pn.state.on_session_destroyed(self._session_destroyed)
         self._project_changed()
+        if self._pending_reset is not None:
+            # Nothing is rendered yet (no model, so no document lock needed): set the table and charts up for the
+            # project now, so the first render is the final one instead of a placeholder replaced by the first drain.
+            project, self._pending_reset = self._pending_reset, None
+            self._reset(project)
 
     # -- subscription ----------------------------------------------------------------------------------------------
     def _news(self, kind: str, payload) -> None:
@@ -205,8 +210,11 @@ class LiveView(pn.viewable.Viewer):
         self.histogram.update([])
         acting = [n for _, n, t in self.plugins if t in ("TREATMENT_EFFECT", "RESOURCE_ALLOCATION")]
         self.shares = {name: [0, 0] for name in acting}
-        self.share = ShareChart(acting)
-        self.share_pane.object = self.share.plot
+        if self.share is None or self.share.names != acting:
+            self.share = ShareChart(acting)
+            self.share_pane.object = self.share.plot
+        else:  # the same plugins (a cleared stream): keep the chart, only zero it
+            self.share.update({})
         self.rate.update({}, int(time.time()))
         self.counter.object = ""
         self.case_input.value = ""

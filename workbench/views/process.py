@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 import itertools
 import math
+import threading
+import weakref
 from collections import defaultdict
 
 import numpy as np
@@ -258,12 +260,26 @@ def dfg_figure(nodes: set[str], edges: pd.DataFrame, positions: dict, routes: di
     return plot
 
 
+#: ``process_data`` by event log: (the defined log it was computed from, its result).
+_computed: dict[int, tuple[weakref.ref, tuple]] = {}
+_computed_lock = threading.Lock()
+
+
 def process_data(core, event_log_id: int):
-    """Directly-follows relation, activity frequencies and case count of a defined log (from the core)."""
+    """Directly-follows relation, activity frequencies and case count of a defined log (from the core).
+
+    Kept for as long as the core keeps the same defined log (it makes a new one when the definition changes):
+    computing the relation reads every event (about 0.1 s for BPIC 2012's 164,000), on every visit otherwise.
+    """
     defined = core.defined_log(event_log_id)
-    edges = defined.directly_follows()
-    activities = defined.activity_frequencies()
-    return edges, activities, defined.n_cases
+    with _computed_lock:
+        source, result = _computed.get(event_log_id, (None, None))
+    if source is not None and source() is defined:
+        return result
+    result = (defined.directly_follows(), defined.activity_frequencies(), defined.n_cases)
+    with _computed_lock:
+        _computed[event_log_id] = (weakref.ref(defined), result)
+    return result
 
 
 class ProcessView(pn.viewable.Viewer):
@@ -321,8 +337,9 @@ class ProcessView(pn.viewable.Viewer):
         self._data = (edges, activities, cases)
         # a readable default: about one and a half paths per activity
         wanted = 1.6 * (len(activities) + 2)
-        self.paths.value = int(min(100, max(5, 5 * round(20 * wanted / max(len(edges), 1)))))
-        self._draw()
+        with pn.io.hold():  # the slider, graph and summary in one message (one layout in the browser)
+            self.paths.value = int(min(100, max(5, 5 * round(20 * wanted / max(len(edges), 1)))))
+            self._draw()
 
     def _draw(self, *_):
         if self._data is None:

@@ -51,6 +51,7 @@ class PluginPanel(pn.viewable.Viewer):
                                 sizing_mode="stretch_width")  # fmt: skip
         self.snapshot: PluginState | None = None
         self._metrics = None
+        self.pending_plot: tuple[list[dict], str] | None = None  # (rows, title) of a plot still to draw
         self.update(plugin)
 
     def update(self, plugin: PluginState) -> None:
@@ -79,12 +80,20 @@ class PluginPanel(pn.viewable.Viewer):
             self.metrics.object = "<b>Held-out metrics</b>" + metrics_table(plugin.metrics)
             self.metrics.visible = True
             rows = plugin.metrics.get("by_prefix_length") or []
-            title = f"{plugin.name}: held-out metrics by prefix length"
-            self.plot.objects = [pn.pane.Bokeh(metrics_by_prefix_length(rows, title),
-                                               sizing_mode="stretch_width")] if rows else []  # fmt: skip
+            self.pending_plot = (rows, f"{plugin.name}: held-out metrics by prefix length") if rows else None
+            if not rows:
+                self.plot.objects = []
         elif not plugin.metrics:
+            self._metrics = self.pending_plot = None
             self.metrics.visible = False
             self.plot.objects = []
+
+    def draw_plot(self) -> None:
+        """Draw the metrics by prefix length of the last update (the view calls it, see ``TrainingView._plots``)."""
+        if self.pending_plot is not None:
+            rows, title = self.pending_plot
+            self.pending_plot = None
+            self.plot.objects = [pn.pane.Bokeh(metrics_by_prefix_length(rows, title), sizing_mode="stretch_width")]
 
     def __panel__(self):
         return self.layout
@@ -164,6 +173,19 @@ class TrainingView(pn.viewable.Viewer):
         if shown != self._shown_panels:
             self._shown_panels = shown
             self.plugins.objects = [self.panels[k] for k in keys]
+        if any(panel.pending_plot is not None for panel in self.panels.values()):
+            pn.state.execute(self._plots)
+
+    async def _plots(self) -> None:
+        """Draw the plugins' new plots, just after the page (or update) that shows their metrics went out.
+
+        Building the Bokeh figures takes a while on the server (about 0.1 s for four plugins): scheduled like this, a
+        first visit's page is sent without waiting for them, so the browser loads its scripts while they are built;
+        drawn together, they reach the browser in one message.
+        """
+        with pn.io.hold():
+            for panel in self.panels.values():
+                panel.draw_plot()
 
     def __panel__(self):
         return self.layout
