@@ -12,11 +12,10 @@ Trains a project on the log through the facade (or reuses the one in ``--data-di
 
 2. the live view while events stream, for ``--seconds``: first the core's simulation with ``interval = 1 / --rate``
    (``PUT /project/{id}/stream/start/simulating``), then ``--rate`` events per second posted to ``/event/{id}`` by
-   four clients (streaming mode; the simulation sleeps its interval after each event, so it replays slower than
-   ``1 / interval``). Every 0.5 s the newest event shown in the live table is compared with the events the server
-   has prescribed (read by the project's one SSE reader, ``/project/{id}/streaming/result``): lag in events and
-   seconds, events shown per second, how long after its prescription an event reaches the table, and the page's
-   responsiveness (long tasks, timer delays, frame gaps) and the CPU used by the server and the browser.
+   four clients (streaming mode). Every 0.5 s the newest event shown in the live table is compared with the events
+   the server has prescribed (read by the project's one SSE reader, ``/project/{id}/streaming/result``): lag in
+   events and seconds, events shown per second, how long after its prescription an event reaches the table, and the
+   page's responsiveness (long tasks, timer delays, frame gaps) and the CPU used by the server and the browser.
 
     python bench/dashboard.py --log ../shared/data/bpic2012-CSV.zip --data-dir /tmp/bench-bpic2012
 
