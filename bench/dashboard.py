@@ -28,8 +28,6 @@ the CPU line of each phase says how busy the rest of the machine was).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
 import statistics
 import subprocess
@@ -43,19 +41,16 @@ from tempfile import TemporaryDirectory
 import numpy as np
 import psutil
 import requests
-import sseclient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ingest import PRESETS
 from quality import ADDITIONAL_INFO
-from stream import free_port
+from stream import AUTH, TOKEN, Reader, free_port
 
 from prcore_core import PrCore
 
-TOKEN = "bench-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PROJECT_NAME = "Dashboard benchmark"
 TARGET_SECONDS = 2.0
 CHROMIUM = os.environ.get("PRCORE_CHROMIUM", "/usr/bin/chromium")
@@ -352,40 +347,6 @@ SAMPLER = """() => {
 }"""
 
 
-class Reader(threading.Thread):
-    """The project's one SSE reader: when each event id arrived and when the server prescribed it."""
-
-    def __init__(self, url: str):
-        super().__init__(daemon=True)
-        self.url = url
-        self.arrived: dict[int, float] = {}  # event id -> wall-clock seconds of arrival
-        self.prescribed: dict[int, float] = {}  # event id -> the event's own timestamp (prescribed at)
-        self.connected = threading.Event()
-        self.error: str | None = None
-
-    def run(self) -> None:
-        try:
-            response = requests.get(self.url, headers=AUTH, stream=True, timeout=(5, 600))
-            response.raise_for_status()
-            for event in sseclient.SSEClient(response).events():
-                now = time.time()
-                if event.event == "notification" and event.data == "CONNECTED":
-                    self.connected.set()
-                if event.event == "notification" and event.data == "FINISHED":
-                    return
-                if event.event != "message":
-                    continue
-                for item in json.loads(event.data):
-                    self.arrived.setdefault(item["id"], now)
-                    stamp = dt.datetime.fromisoformat(item["timestamp"])
-                    if stamp.tzinfo is None:
-                        stamp = stamp.replace(tzinfo=dt.UTC)
-                    self.prescribed.setdefault(item["id"], stamp.timestamp())
-        except Exception as exc:  # reported, the benchmark goes on without it
-            self.error = f"{type(exc).__name__}: {exc}"
-            self.connected.set()
-
-
 def figures(values, unit: str = "", scale: float = 1.0, digits: int = 2) -> str:
     if len(values) == 0:
         return "no samples"
@@ -462,7 +423,7 @@ def bench_live(browser, server: Server, project_id: int, load: str, rate: float,
         next(v for v in views(server.project(project_id)) if v.key == "live").wait(page)
         page.evaluate(SAMPLER)
         poster = start_load(server, project_id, load, rate, log)
-        reader = Reader(f"{server.url}/project/{project_id}/streaming/result")
+        reader = Reader(f"{server.url}/project/{project_id}/streaming/result", clock=time.time)
         reader.start()
         reader.connected.wait(60)
         if reader.error:

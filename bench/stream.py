@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
-import os
 import socket
 import statistics
 import subprocess
@@ -34,6 +34,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import numpy as np
+import psutil
 import requests
 import sseclient
 
@@ -57,8 +58,8 @@ def free_port() -> int:
 
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system, all threads) the process has used: a figure the machine's load cannot inflate."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def quantiles(samples_ms) -> str:
@@ -70,32 +71,45 @@ def quantiles(samples_ms) -> str:
 
 
 class Reader(threading.Thread):
-    """SSE reader recording when each event id arrives (and in which order)."""
+    """SSE reader recording when each event id arrives (on ``clock``), in which order, and when it was prescribed.
 
-    def __init__(self, url: str):
+    A failure is kept in ``error`` (and ``connected`` set) instead of ending the benchmark.
+    """
+
+    def __init__(self, url: str, clock=time.perf_counter):
         super().__init__(daemon=True)
         self.url = url
-        self.arrived: dict[int, float] = {}
+        self.clock = clock
+        self.arrived: dict[int, float] = {}  # event id -> arrival on ``clock``
+        self.prescribed: dict[int, float] = {}  # event id -> its prescription time (epoch seconds, from the server)
         self.order: list[int] = []
         self.duplicates = 0
         self.connected = threading.Event()
+        self.error: str | None = None
 
     def run(self) -> None:
-        response = requests.get(self.url, headers=AUTH, stream=True, timeout=(5, 600))
-        response.raise_for_status()
-        for event in sseclient.SSEClient(response).events():
-            now = time.perf_counter()
-            if event.event == "notification" and event.data == "CONNECTED":
-                self.connected.set()
-            if event.event == "notification" and event.data == "FINISHED":
-                return
-            if event.event != "message":
-                continue
-            for item in json.loads(event.data):
-                if item["id"] in self.arrived:
-                    self.duplicates += 1
-                self.arrived.setdefault(item["id"], now)
-                self.order.append(item["id"])
+        try:
+            response = requests.get(self.url, headers=AUTH, stream=True, timeout=(5, 600))
+            response.raise_for_status()
+            for event in sseclient.SSEClient(response).events():
+                now = self.clock()
+                if event.event == "notification" and event.data == "CONNECTED":
+                    self.connected.set()
+                if event.event == "notification" and event.data == "FINISHED":
+                    return
+                if event.event != "message":
+                    continue
+                for item in json.loads(event.data):
+                    if item["id"] in self.arrived:
+                        self.duplicates += 1
+                    self.arrived.setdefault(item["id"], now)
+                    self.order.append(item["id"])
+                    stamp = dt.datetime.fromisoformat(item["timestamp"])
+                    stamp = stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp
+                    self.prescribed.setdefault(item["id"], stamp.timestamp())
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.connected.set()
 
 
 class Connection:
@@ -235,6 +249,8 @@ def main() -> None:
             reader = Reader(f"{url}/project/{project_id}/streaming/result")
             reader.start()
             reader.connected.wait(30)
+            if reader.error:
+                raise SystemExit(f"the SSE reader failed: {reader.error}")
             rows = replay_rows(args.log, preset)
             case_column = next(c for c, d in preset["columns"].items() if d == "CASE_ID")
 
