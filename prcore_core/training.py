@@ -137,13 +137,36 @@ def run_training_job(job: TrainingJob) -> dict:
                            job.additional_info, progress, storage.path(job.model_path))  # fmt: skip
 
 
-def background_priority() -> None:
-    """Lower a training worker's CPU priority: on a machine with as many cores as workers, the server's answers
-    must not queue behind model fits (the operating system then runs them whenever the server waits)."""
+def worker_setup(server_pid: int) -> None:
+    """Prepare a training worker: lower its CPU priority, and end it when the server process ends.
+
+    On a machine with as many cores as workers, the server's answers must not queue behind model fits (at a lower
+    priority the operating system runs them whenever the server waits). A worker is a child of the fork server,
+    not of the server, and waits on a queue that nobody closes when the server is killed; without the watch it would
+    outlive a crashed server, training for nobody (the restarted server resumes the interrupted training itself).
+    """
     import os
 
     with contextlib.suppress(AttributeError, OSError):  # no os.nice on Windows
         os.nice(10)
+    threading.Thread(target=_end_with, args=(server_pid,), name="server-watch", daemon=True).start()
+
+
+def _end_with(pid: int) -> None:
+    """Exit this process as soon as process ``pid`` has ended."""
+    import os
+    import select
+
+    try:
+        handle = os.pidfd_open(pid)  # Linux: readable once the process has ended, no polling
+    except (AttributeError, OSError):
+        import psutil
+
+        while psutil.pid_exists(pid):
+            time.sleep(1.0)
+    else:
+        select.select([handle], [], [])
+    os._exit(0)
 
 
 def warm_worker(plugin_keys: list[str]) -> None:
@@ -399,13 +422,14 @@ class Trainer:
         with self._lock:
             if self._pool is None:
                 import multiprocessing
+                import os
 
                 methods = multiprocessing.get_all_start_methods()
                 context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
                 if "forkserver" in methods:
                     context.set_forkserver_preload(["prcore_core.training", "plugins"])
                 self._pool = ProcessPoolExecutor(self.settings.max_workers, mp_context=context,
-                                                 initializer=background_priority)  # fmt: skip
+                                                 initializer=worker_setup, initargs=(os.getpid(),))  # fmt: skip
             return self._pool
 
     def warm_up(self) -> None:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import requests
+import sseclient
 
 from prcore_core import PrCore
 from prcore_core.demo import generate_demo_log
@@ -45,3 +54,130 @@ def defined_log(core, demo):
     event_log = core.upload_event_log(demo.to_csv(), filename="demo.csv")
     core.set_columns_definition(event_log.id, demo.columns_definition, demo.case_attributes)
     return event_log
+
+
+TOKEN = "test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """``prcore-workbench serve`` as a separate process on a data directory, and requests to it."""
+
+    def __init__(self, data_dir, port, options=()):
+        self.data_dir, self.port, self.options = data_dir, port, list(options)
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "serve", "--port", str(self.port), "--data-dir",
+             str(self.data_dir), "--token", TOKEN, *self.options],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{self.url}/project/0", headers=AUTH, timeout=1)
+                return self
+            except requests.ConnectionError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(self.process.stdout.read()) from None
+                time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> str:
+        """Terminate the server (killed if it does not stop within 20 s); its console output."""
+        if self.process is None:
+            return ""
+        self.process.terminate()
+        try:
+            output, _ = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:  # still running, or a process it left holds the output open
+            self.process.kill()
+            output = ""
+        return output or ""
+
+    def get(self, path, **kwargs):
+        return requests.get(self.url + path, headers=kwargs.pop("headers", AUTH), timeout=30, **kwargs)
+
+    def post(self, path, **kwargs):
+        return requests.post(self.url + path, headers=kwargs.pop("headers", AUTH), timeout=30, **kwargs)
+
+    def put(self, path, **kwargs):
+        return requests.put(self.url + path, headers=kwargs.pop("headers", AUTH), timeout=30, **kwargs)
+
+    def wait_status(self, project_id, status, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            current = self.get(f"/project/{project_id}").json()["project"]["status"]
+            if current == status:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"project {project_id} is {current}, not {status}")
+
+
+class SseReader:
+    """An SSE client in a thread, collecting (event, id, data) into a queue."""
+
+    def __init__(self, server, project_id, last_event_id=None, path="streaming", query=""):
+        headers = dict(AUTH)
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        self.response = requests.get(f"{server.url}/project/{project_id}/{path}/result{query}", headers=headers,
+                                     stream=True, timeout=(5, 60))  # fmt: skip
+        self.items: queue.Queue = queue.Queue()
+        if self.response.status_code == 200:
+            threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        try:
+            for event in sseclient.SSEClient(self.response).events():
+                self.items.put((event.event, event.id, event.data))
+        except Exception as exc:  # connection closed
+            self.items.put(("closed", None, str(exc)))
+        self.items.put(("closed", None, ""))
+
+    def until(self, predicate, timeout=30):
+        seen, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                item = self.items.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            seen.append(item)
+            if predicate(item, seen):
+                return seen
+        raise AssertionError(f"condition not met; saw {seen}")
+
+    def messages(self, seen):
+        return [event for kind, _, data in seen if kind == "message" for event in json.loads(data)]
+
+    def close(self):
+        self.response.close()
+
+
+@pytest.fixture
+def start_server():
+    """Start ``prcore-workbench serve`` on a data directory (extra command-line options allowed); stopped after."""
+    started = []
+
+    def start(data_dir, *options) -> Server:
+        server = Server(data_dir, free_port(), options).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def sse_reader():
+    """The SSE client class: ``sse_reader(server, project_id, last_event_id=None, path=..., query=...)``."""
+    return SseReader

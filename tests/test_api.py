@@ -6,119 +6,13 @@ process on the same data directory, and the tests talk to it with ``requests`` a
 
 from __future__ import annotations
 
-import json
-import queue
-import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
-import requests
-import sseclient
 
 from prcore_core import PrCore
-
-TOKEN = "test-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    def __init__(self, data_dir, port):
-        self.data_dir, self.port = data_dir, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "workbench.cli", "serve", "--port", str(self.port), "--data-dir",
-             str(self.data_dir), "--token", TOKEN],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                requests.get(f"{self.url}/project/0", headers=AUTH, timeout=1)
-                return self
-            except requests.ConnectionError:
-                if self.process.poll() is not None:
-                    raise RuntimeError(self.process.stdout.read()) from None
-                time.sleep(0.2)
-        raise RuntimeError("server did not start")
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.stdout.read() if self.process else ""
-
-    def get(self, path, **kwargs):
-        return requests.get(self.url + path, headers=kwargs.pop("headers", AUTH), timeout=30, **kwargs)
-
-    def post(self, path, **kwargs):
-        return requests.post(self.url + path, headers=kwargs.pop("headers", AUTH), timeout=30, **kwargs)
-
-    def put(self, path, **kwargs):
-        return requests.put(self.url + path, headers=kwargs.pop("headers", AUTH), timeout=30, **kwargs)
-
-    def wait_status(self, project_id, status, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            current = self.get(f"/project/{project_id}").json()["project"]["status"]
-            if current == status:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"project {project_id} is {current}, not {status}")
-
-
-class Reader:
-    """An SSE client in a thread, collecting (event, id, data) into a queue."""
-
-    def __init__(self, server, project_id, last_event_id=None, path="streaming", query=""):
-        headers = dict(AUTH)
-        if last_event_id is not None:
-            headers["Last-Event-ID"] = str(last_event_id)
-        self.response = requests.get(f"{server.url}/project/{project_id}/{path}/result{query}", headers=headers,
-                                     stream=True, timeout=(5, 60))  # fmt: skip
-        self.items: queue.Queue = queue.Queue()
-        if self.response.status_code == 200:
-            threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        try:
-            for event in sseclient.SSEClient(self.response).events():
-                self.items.put((event.event, event.id, event.data))
-        except Exception as exc:  # connection closed
-            self.items.put(("closed", None, str(exc)))
-        self.items.put(("closed", None, ""))
-
-    def until(self, predicate, timeout=30):
-        seen, deadline = [], time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                item = self.items.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            seen.append(item)
-            if predicate(item, seen):
-                return seen
-        raise AssertionError(f"condition not met; saw {seen}")
-
-    def messages(self, seen):
-        return [event for kind, _, data in seen if kind == "message" for event in json.loads(data)]
-
-    def close(self):
-        self.response.close()
 
 
 @pytest.fixture(scope="module")
@@ -136,15 +30,18 @@ def trained_dir(tmp_path_factory):
 
 
 @pytest.fixture
-def server(trained_dir, tmp_path):
+def served_dir(trained_dir, tmp_path):
+    """A copy of the trained data directory for one test."""
     import shutil
 
-    directory, _ = trained_dir
     copy = tmp_path / "data"
-    shutil.copytree(directory, copy)
-    served = Server(copy, _free_port()).start()
-    yield served
-    served.stop()
+    shutil.copytree(trained_dir[0], copy)
+    return copy
+
+
+@pytest.fixture
+def server(served_dir, start_server):
+    return start_server(served_dir)
 
 
 def _events(demo, index, prefix):
@@ -179,7 +76,7 @@ def test_check_project_status(server):
     assert (missing.status_code, missing.json()) == (400, {"detail": "Project not found"})
 
 
-def test_streaming_flow_seeds(server, trained_dir):
+def test_streaming_flow_seeds(server, trained_dir, sse_reader):
     _, demo = trained_dir
     not_yet = server.post("/event/1", json=_events(demo, 0, "a")[0])
     assert (not_yet.status_code, not_yet.json()) == (400, {"detail": "Project not streaming"})
@@ -187,10 +84,10 @@ def test_streaming_flow_seeds(server, trained_dir):
     started = server.put("/project/1/stream/start")
     assert started.json() == {"message": "Project streaming started successfully", "project_id": 1}
     server.wait_status(1, "STREAMING")
-    reader = Reader(server, 1)
+    reader = sse_reader(server, 1)
     assert reader.response.status_code == 200
     assert reader.response.headers["Content-Type"].startswith("text/event-stream")
-    second = Reader(server, 1)
+    second = sse_reader(server, 1)
     assert (second.response.status_code, second.response.json()) == (
         400, {"detail": "Project streaming result already be reading"})  # fmt: skip
     events = _events(demo, 0, "a")
@@ -224,19 +121,19 @@ def test_streaming_flow_seeds(server, trained_dir):
     server.wait_status(1, "TRAINED")
 
 
-def test_resume_with_last_event_id_and_backlog(server, trained_dir):
+def test_resume_with_last_event_id_and_backlog(server, trained_dir, sse_reader):
     _, demo = trained_dir
     server.put("/project/1/stream/start")
     server.wait_status(1, "STREAMING")
     events = _events(demo, 1, "b")[:5]
     ids = [server.post("/event/1", json=e).json()["event"]["id"] for e in events[:3]]
-    reader = Reader(server, 1)  # backlog: prescribed while nobody was reading
+    reader = sse_reader(server, 1)  # backlog: prescribed while nobody was reading
     seen = reader.until(lambda item, seen: len(reader.messages(seen)) >= 3)
     assert [e["id"] for e in reader.messages(seen)] == ids
     reader.close()
     time.sleep(0.3)
     ids += [server.post("/event/1", json=e).json()["event"]["id"] for e in events[3:]]
-    resumed = Reader(server, 1, last_event_id=ids[1], path="stream", query="?format=prcore")
+    resumed = sse_reader(server, 1, last_event_id=ids[1], path="stream", query="?format=prcore")
     seen = resumed.until(lambda item, seen: len(resumed.messages(seen)) >= 3)
     delivered = resumed.messages(seen)
     assert [e["id"] for e in delivered] == ids[2:]  # exactly what it missed, nothing twice
@@ -244,7 +141,7 @@ def test_resume_with_last_event_id_and_backlog(server, trained_dir):
     assert "knn-next-activity" in delivered[0]["prescriptions"]
 
 
-def test_restart_between_posting_and_reading(server, trained_dir):
+def test_restart_between_posting_and_reading(server, trained_dir, sse_reader):
     _, demo = trained_dir
     server.put("/project/1/stream/start")
     server.wait_status(1, "STREAMING")
@@ -252,7 +149,7 @@ def test_restart_between_posting_and_reading(server, trained_dir):
     server.stop()
     server.start()
     server.wait_status(1, "STREAMING")
-    reader = Reader(server, 1)
+    reader = sse_reader(server, 1)
     seen = reader.until(lambda item, seen: len(reader.messages(seen)) >= 4)
     assert [e["id"] for e in reader.messages(seen)] == ids
 
@@ -293,10 +190,10 @@ def test_invalid_events_and_control(server, trained_dir):
     server.wait_status(1, "TRAINED")
 
 
-def test_simulation_over_http(server):
+def test_simulation_over_http(server, sse_reader):
     started = server.put("/project/1/stream/start/simulating?interval=0&max_events=40")
     assert started.status_code == 200
-    reader = Reader(server, 1)
+    reader = sse_reader(server, 1)
     seen = reader.until(lambda item, seen: item[2] == "FINISHED", timeout=60)
     assert len(reader.messages(seen)) == 40
     server.wait_status(1, "TRAINED")
@@ -334,3 +231,57 @@ def test_from_file_to_project_over_http(server, trained_dir):
     project = created.json()["project"]
     assert project["status"] == "PREPROCESSING"
     server.wait_status(project["id"], "TRAINED", timeout=120)
+
+
+def test_a_killed_server_loses_no_acknowledged_event_and_a_resuming_reader_gets_each_once(
+    server, trained_dir, sse_reader
+):
+    import psutil
+
+    _, demo = trained_dir
+    server.put("/project/1/stream/start")
+    server.wait_status(1, "STREAMING")
+    events = _events(demo, 4, "k")[:6]
+    reader = sse_reader(server, 1)
+    ids = [server.post("/event/1", json=e).json()["event"]["id"] for e in events[:3]]
+    seen = reader.until(lambda item, seen: len(reader.messages(seen)) >= 3)
+    ids += [server.post("/event/1", json=e).json()["event"]["id"] for e in events[3:]]  # acknowledged, then:
+    children = psutil.Process(server.process.pid).children(recursive=True)
+    server.process.kill()  # no clean shutdown: SIGKILL right after the last acknowledgement
+    server.process.wait(10)
+    _, alive = psutil.wait_procs(children, timeout=20)
+    assert alive == [], f"processes outlived the killed server: {alive}"
+    seen += reader.until(lambda item, seen: item[0] == "closed", timeout=10)  # what it got before the crash
+    received = [e["id"] for e in reader.messages(seen)]
+    assert received == ids[: len(received)] and len(received) >= 3
+    server.start()
+    server.wait_status(1, "STREAMING")  # re-activated after the crash
+    resumed = sse_reader(server, 1, last_event_id=received[-1])
+    rest = ids[len(received):]
+    if rest:
+        seen = resumed.until(lambda item, seen: len(resumed.messages(seen)) >= len(rest))
+        assert [e["id"] for e in resumed.messages(seen)] == rest  # exactly what it missed, nothing twice
+    assert all(e["prescriptions"] for e in resumed.messages(seen) if not e["case_completed"])
+
+
+def test_idle_stream_is_kept_alive_with_pings_that_carry_the_cursor(served_dir, start_server, sse_reader):
+    server = start_server(served_dir, "--ping-interval", "0.3")
+    server.put("/project/1/stream/start")
+    server.wait_status(1, "STREAMING")
+    reader = sse_reader(server, 1)
+    seen = reader.until(lambda item, seen: sum(kind == "ping" for kind, _, _ in seen) >= 2, timeout=10)
+    assert seen[0][:3] == ("notification", "0", "CONNECTED")
+    assert {event_id for kind, event_id, _ in seen if kind == "ping"} == {"0"}
+
+
+def test_reading_a_stream_that_is_not_open_or_with_a_bad_last_event_id(server, sse_reader):
+    not_open = sse_reader(server, 1)
+    assert (not_open.response.status_code, not_open.response.json()) == (400, {"detail": "Project not streaming"})
+    assert sse_reader(server, 999).response.json() == {"detail": "Project not found"}
+    server.put("/project/1/stream/start")
+    server.wait_status(1, "STREAMING")
+    bad = sse_reader(server, 1, last_event_id="yesterday")
+    assert (bad.response.status_code, bad.response.json()) == (
+        400, {"detail": "Last-Event-ID must be an event id, got 'yesterday'"})  # fmt: skip
+    good = sse_reader(server, 1)  # the refused reader did not take the project's one reading slot
+    assert good.response.status_code == 200

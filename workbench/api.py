@@ -20,6 +20,7 @@ Endpoints (seeds "Check Project Status", "Stream Data", "Get Prescriptions"; ref
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hmac
 import json
@@ -236,45 +237,76 @@ class ResultStreamHandler(ApiHandler):
     """
 
     readers: ClassVar[set[int]] = set()
+    #: What the project's status is published as when it opens for events.
+    OPEN = frozenset({str(ProjectStatus.STREAMING), str(ProjectStatus.SIMULATING)})
 
-    def set_default_headers(self) -> None:
-        super().set_default_headers()
+    def initialize(self, core: PrCore, token: str, pool: Executor, ping_interval: float = PING_INTERVAL):
+        super().initialize(core, token, pool)
+        self.ping_interval = ping_interval
 
     async def get(self, project_id: str) -> None:
         project_id = int(project_id)
-        project = await self.call(self.core.get_project, project_id)
-        if project.status is ProjectStatus.ERROR:
-            raise errors.StateError(errors.PROJECT_ERROR)
-        deadline = IOLoop.current().time() + ACTIVATION_WAIT
-        while not self.core.streaming.is_open(project_id):
-            project = await self.call(self.core.get_project, project_id)
-            if project.status is not ProjectStatus.ACTIVATING or IOLoop.current().time() > deadline:
-                raise errors.StateError(errors.PROJECT_NOT_STREAMING)
-            await asyncio.sleep(0.1)
-        if project_id in self.readers:
-            raise errors.StateError(errors.PROJECT_ALREADY_READING)
-        self.readers.add(project_id)
-        self.project_id = project_id
-        self.legacy = self.get_query_argument("format", "") == "prcore"
-        inbox: asyncio.Queue = asyncio.Queue()
         loop = IOLoop.current()
+        inbox: asyncio.Queue = asyncio.Queue()
+        # subscribed before anything is checked: news published while this reader waits for the activation (even
+        # a whole short simulation) is in the inbox, not lost between two looks at the project
         token = self.core.broker.subscribe(project_id, lambda kind, payload: loop.add_callback(
             inbox.put_nowait, (kind, payload)))  # fmt: skip
         try:
-            self.set_header("Content-Type", "text/event-stream")
-            self.set_header("Cache-Control", "no-cache")
-            self.set_header("Connection", "keep-alive")
-            self.set_header("X-Accel-Buffering", "no")
-            cursor = await self._cursor()
+            await self._serve(project_id, inbox)
+        finally:
+            self.core.broker.unsubscribe(token)
+            if getattr(self, "project_id", None) == project_id:
+                self.readers.discard(project_id)
+        if not self._finished:
+            self.finish()
+
+    async def _wait_for_activation(self, project_id: int, inbox: asyncio.Queue) -> list[tuple[str, Any]]:
+        """Wait while the project is ACTIVATING (reference 2.25); 400 unless it ends up STREAMING/SIMULATING.
+
+        Returns the news taken from the inbox meanwhile, to be handled first.
+        """
+        project = await self.call(self.core.get_project, project_id)
+        if project.status is ProjectStatus.ERROR:
+            raise errors.StateError(errors.PROJECT_ERROR)
+        early: list[tuple[str, Any]] = []
+        deadline = IOLoop.current().time() + ACTIVATION_WAIT
+        while not self.core.streaming.is_open(project_id):
+            if any(kind == "status" and payload in self.OPEN for kind, payload in early):
+                return early  # it was streaming a moment ago (a short simulation may be over already)
+            if project.status is not ProjectStatus.ACTIVATING or IOLoop.current().time() > deadline:
+                raise errors.StateError(errors.PROJECT_NOT_STREAMING)
+            with contextlib.suppress(TimeoutError):
+                early.append(await asyncio.wait_for(inbox.get(), 0.1))
+            project = await self.call(self.core.get_project, project_id)
+        return early
+
+    async def _serve(self, project_id: int, inbox: asyncio.Queue) -> None:
+        early = await self._wait_for_activation(project_id, inbox)
+        if project_id in self.readers:
+            raise errors.StateError(errors.PROJECT_ALREADY_READING)
+        resume = self._last_event_id()
+        self.readers.add(project_id)
+        self.project_id = project_id
+        self.legacy = self.get_query_argument("format", "") == "prcore"
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("Connection", "keep-alive")
+        self.set_header("X-Accel-Buffering", "no")
+        try:
+            cursor = resume if resume is not None else await self.call(self.core.streaming.last_sent_id, project_id)
             await self._emit(cursor, "notification", "CONNECTED")
             backlog = await self.call(self.core.streaming.prescribed_events, project_id, cursor)
             cursor = await self._deliver(backlog, cursor)
             while True:
-                try:
-                    kind, payload = await asyncio.wait_for(inbox.get(), PING_INTERVAL)
-                except TimeoutError:
-                    await self._emit(cursor, "ping", str(dt.datetime.now(dt.UTC).replace(tzinfo=None)))
-                    continue
+                if early:
+                    kind, payload = early.pop(0)
+                else:
+                    try:
+                        kind, payload = await asyncio.wait_for(inbox.get(), self.ping_interval)
+                    except TimeoutError:
+                        await self._emit(cursor, "ping", str(dt.datetime.now(dt.UTC).replace(tzinfo=None)))
+                        continue
                 if kind == "events":
                     cursor = await self._deliver(payload, cursor)
                 elif kind == "finished":
@@ -291,21 +323,16 @@ class ResultStreamHandler(ApiHandler):
                 await self.flush()
             except StreamClosedError:
                 pass
-        finally:
-            self.core.broker.unsubscribe(token)
-            self.readers.discard(project_id)
-        if not self._finished:
-            self.finish()
 
-    async def _cursor(self) -> int:
-        """Where this reader starts: after ``Last-Event-ID``, else after what was already sent to someone."""
+    def _last_event_id(self) -> int | None:
+        """The id a reconnecting reader saw last (its ``Last-Event-ID``), if it sent one."""
         header = self.request.headers.get("Last-Event-ID")
-        if header not in (None, ""):
-            try:
-                return int(header)
-            except ValueError:
-                raise errors.InvalidEventError(f"Last-Event-ID must be an event id, got {header!r}") from None
-        return await self.call(self.core.streaming.last_sent_id, self.project_id)
+        if header in (None, ""):
+            return None
+        try:
+            return int(header)
+        except ValueError:
+            raise errors.InvalidEventError(f"Last-Event-ID must be an event id, got {header!r}") from None
 
     async def _emit(self, event_id: int, event: str, data: str) -> None:
         self.write(f"id: {event_id}\r\nevent: {event}\r\ndata: {data}\r\n\r\n")
@@ -325,9 +352,10 @@ class ResultStreamHandler(ApiHandler):
         self.readers.discard(getattr(self, "project_id", None))
 
 
-def routes(core: PrCore, token: str, pool: Executor) -> list[tuple]:
-    """The ``extra_patterns`` for ``pn.serve``."""
+def routes(core: PrCore, token: str, pool: Executor, ping_interval: float = PING_INTERVAL) -> list[tuple]:
+    """The ``extra_patterns`` for ``pn.serve``; ``ping_interval``: seconds between keep-alive pings on SSE."""
     options = {"core": core, "token": token, "pool": pool}
+    stream = {**options, "ping_interval": ping_interval}
     return [
         (r"/event_log", EventLogUploadHandler, options),
         (r"/event_log/(\d+)", EventLogDefinitionHandler, options),
@@ -337,5 +365,5 @@ def routes(core: PrCore, token: str, pool: Executor) -> list[tuple]:
         (r"/project/(\d+)/stream/event", EventHandler, options),
         (r"/project/(\d+)/stream/(start)(?:/([^/]+))?", StreamControlHandler, options),
         (r"/project/(\d+)/stream/(stop|clear)", StreamControlHandler, options),
-        (r"/project/(\d+)/(?:streaming|stream)/result", ResultStreamHandler, options),
+        (r"/project/(\d+)/(?:streaming|stream)/result", ResultStreamHandler, stream),
     ]

@@ -67,11 +67,21 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         serve(host=args.host, port=args.port, data_dir=args.data_dir, database_url=args.database_url,
               token=args.token or os.environ.get("PRCORE_API_TOKEN"), show=args.show, demo=args.demo,
-              demo_cases=args.demo_cases)  # fmt: skip
+              demo_cases=args.demo_cases, ping_interval=args.ping_interval)  # fmt: skip
     except PortInUseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--demo", action="store_true",
                        help="open the dashboard on a project trained on the built-in demo log (created on first start)")
     serve.add_argument("--demo-cases", type=int, default=2000, help="cases of the demo log (default 2000)")
+    serve.add_argument("--ping-interval", type=_positive_seconds, default=15.0,
+                       help="seconds between keep-alive pings on an idle SSE stream (default 15)")
     serve.set_defaults(handler=_serve)
     args = parser.parse_args(argv)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import signal
 import socket
 import sys
@@ -69,6 +70,8 @@ class PortInUseError(RuntimeError):
 def check_port(host: str, port: int) -> None:
     """Refuse to start on a port another process listens on, with a message that says so."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if os.name != "nt":  # as Tornado binds: connections of an earlier server in TIME_WAIT do not take the port
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
@@ -103,11 +106,12 @@ def warm_up(core: PrCore, demo: DemoProject | None = None, projects: int = 3) ->
 
 def serve(host: str = "127.0.0.1", port: int = 8000, data_dir=None, database_url=None, token=None,
           show: bool = False, core: PrCore | None = None, demo: bool = False,
-          demo_cases: int = 2000) -> None:  # fmt: skip
+          demo_cases: int = 2000, ping_interval: float = api.PING_INTERVAL) -> None:  # fmt: skip
     """Serve until SIGINT/SIGTERM; prints the URLs and the API token first.
 
     With ``demo``, the dashboard opens on a project trained on the built-in demo log (created and trained in the
-    background on first start; the training view shows its progress).
+    background on first start; the training view shows its progress). ``ping_interval`` is the seconds between
+    keep-alive pings on an idle SSE stream.
     """
     import panel as pn
     from threadpoolctl import threadpool_limits
@@ -136,7 +140,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data_dir=None, database_url
         show=show,
         start=False,
         title="PrCore Workbench",
-        extra_patterns=api.routes(core, token, pool),
+        extra_patterns=api.routes(core, token, pool, ping_interval),
         http_server_kwargs={"max_buffer_size": MAX_UPLOAD_BYTES, "max_body_size": MAX_UPLOAD_BYTES},
         websocket_max_message_size=MAX_WEBSOCKET_MESSAGE,
         verbose=False,
