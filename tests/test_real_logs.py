@@ -52,3 +52,36 @@ def test_bpic2012_reaches_trained_and_survives_a_restart(
         again = core.get_project(project.id)
         assert again.status is ProjectStatus.TRAINED
         assert again.plugin("knn-next-activity").metrics == next_activity.metrics
+
+
+def test_bpic2012_simulation_is_read_with_a_plain_sse_client(shared_data, tmp_path, start_server, sse_reader):
+    """Train on the BPIC 2012 CSV from Python, then replay held-out cases through the server and read them."""
+    with PrCore(data_dir=tmp_path) as core:
+        event_log = core.upload_event_log(shared_data / "bpic2012-CSV.zip")
+        analysis = core.set_columns_definition(event_log.id, CSV_COLUMNS, ["AMOUNT_REQ", "REG_DATE"])
+        resources = ["10910", "10912", "10913", "10914", "11000", "11009", "11019", "11049"]
+        project = core.create_project(
+            event_log.id, positive_outcome=_condition("Activity", "A_APPROVED"),
+            treatment=_condition("Activity", "O_SENT_BACK"),
+            additional_info={"resource-allocation": {"available_resources": resources, "treatment_duration": "1h"}},
+        )  # fmt: skip
+        project = project.wait_until("TRAINED", timeout=600)
+    activities = set(analysis["activities_count"])
+    server = start_server(tmp_path)
+    started = server.put(f"/project/{project.id}/stream/start/simulating?interval=0.002&max_events=300")
+    assert started.status_code == 200, started.text
+    reader = sse_reader(server, project.id)
+    seen = reader.until(lambda item, seen: item[:3:2] == ("notification", "FINISHED"), timeout=180)
+    events = reader.messages(seen)
+    assert len(events) == 300
+    ids = [e["id"] for e in events]
+    assert ids == sorted(set(ids))  # each once, in order
+    times = [e["data"]["start_time"].strip() for e in events]
+    assert times == sorted(times)  # the held-out cases replayed in timestamp order (ISO text sorts as time)
+    open_events = [e for e in events if not e["case_completed"]]
+    assert open_events and all(e["prescriptions"] == [] for e in events if e["case_completed"])
+    kinds = {"NEXT_ACTIVITY", "ALARM", "TREATMENT_EFFECT", "RESOURCE_ALLOCATION"}
+    assert all({p["type"] for p in e["prescriptions"]} == kinds for e in open_events)
+    next_activities = [p["output"] for e in open_events for p in e["prescriptions"] if p["type"] == "NEXT_ACTIVITY"]
+    assert set(next_activities) <= activities and len(set(next_activities)) > 1
+    server.wait_status(project.id, "TRAINED")
