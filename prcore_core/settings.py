@@ -36,6 +36,10 @@ class Settings:
         Train plugins in worker processes instead of threads (``PRCORE_TRAINING_PROCESSES=1``), so that a server
         stays responsive while it trains; ``prcore-workbench serve`` turns it on. Plugins that another process
         cannot import (defined in a notebook) still train in a thread.
+    prescribing_processes
+        Prescribe for each streaming project in a process of its own (``PRCORE_PRESCRIBING_PROCESSES=1``), so that
+        predicting does not take the interpreter from a server's event loop; ``prcore-workbench serve`` turns it on.
+        Projects with a plugin another process cannot import prescribe in a thread.
     """
 
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("PRCORE_DATA_DIR") or "./prcore-data"))
@@ -43,6 +47,7 @@ class Settings:
     training_share: float = field(default_factory=lambda: _env_float("PRCORE_TRAINING_SHARE", 0.8))
     max_workers: int = field(default_factory=lambda: int(_env_float("PRCORE_MAX_WORKERS", 2)))
     training_processes: bool = field(default_factory=lambda: bool(_env_float("PRCORE_TRAINING_PROCESSES", 0)))
+    prescribing_processes: bool = field(default_factory=lambda: bool(_env_float("PRCORE_PRESCRIBING_PROCESSES", 0)))
 
     def __post_init__(self):
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())

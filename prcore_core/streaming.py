@@ -5,13 +5,14 @@ The path of an event (posted over REST, replayed by the simulation, or posted fr
 1. :meth:`StreamingService.submit` validates it against the project's definition and hands it to the journal
    thread, which stores it (and its case) with whatever else was posted meanwhile in one transaction and commits
    **before** the event is acknowledged, so an acknowledged event survives any crash;
-2. it is queued for the project's prescriber thread, which drains whatever has queued up and prescribes the whole
-   burst with one model call per plugin (each event is parsed once; :class:`RunningCases` keeps the open cases);
+2. it is queued for the project's prescriber thread, which drains whatever has queued up and has the project's
+   :class:`~prcore_core.prescriber.Prescriber` prescribe the whole burst with one model call per plugin (in a
+   process of its own under a server, see ``Settings.prescribing_processes``);
 3. the prescriptions are stored, then published through the in-process :class:`Broker` to SSE readers and open
    dashboards (adapters hop onto their own event loop; nothing here knows Tornado or Panel).
 
-A project is activated (``TRAINED → ACTIVATING → STREAMING|SIMULATING``) by loading its plugins' models in the
-executor; after a restart, streaming projects are activated again and events that were acknowledged but not yet
+A project is activated (``TRAINED → ACTIVATING → STREAMING|SIMULATING``) by loading its plugins' models into its
+prescriber; after a restart, streaming projects are activated again and events that were acknowledged but not yet
 prescribed are prescribed then.
 """
 
@@ -38,14 +39,21 @@ from sqlalchemy.orm import sessionmaker
 
 from prcore_core import errors, values
 from prcore_core.columns import ColumnDefinition, ColumnsDefinition, Family, family
-from prcore_core.context import PredictionContext, StoredState
+from prcore_core.context import StoredState
 from prcore_core.dataset import Attribute
 from prcore_core.db import CaseRecord, EventRecord, ProjectRecord
-from prcore_core.plugin import Plugin, null_output
+from prcore_core.plugin import Plugin
 from prcore_core.preparation import held_out_events
-from prcore_core.prescriptions import make_prescription
+from prcore_core.prescriber import (
+    Prescriber,
+    PrescriberError,
+    PrescriberProcess,
+    PrescriberSpec,
+    failed_prescriptions,
+)
 from prcore_core.project import PluginState
-from prcore_core.running_cases import COMPLETE_INDICATOR, RunningCases
+from prcore_core.running_cases import COMPLETE_INDICATOR
+from prcore_core.settings import Settings
 from prcore_core.status import PluginStatus, ProjectStatus
 
 log = logging.getLogger(__name__)
@@ -55,7 +63,6 @@ _FALSE = {"0", "false", "no", ""}
 #: Most events one prescriber round handles; bursts beyond it are split into several rounds.
 MAX_BATCH = 512
 _STOP = object()
-NO_PREFIX = "No event of the case can be prescribed from yet (lifecycle events other than completions are skipped)"
 
 
 def parse_complete_indicator(value) -> bool:
@@ -137,14 +144,15 @@ class _Posted:
 
 @dataclass
 class ActiveProject:
-    """A project that accepts events: its definition, loaded plugins, case histories and prescriber."""
+    """A project that accepts events: its definition, plugins, and the prescriber that holds models and cases."""
 
     project_id: int
     mode: ProjectStatus
     columns: ColumnsDefinition
     attributes: tuple[Attribute, ...]
-    plugins: list[tuple[PluginState, Plugin, StoredState]]
-    cases: RunningCases
+    #: The active plugins and their model files.
+    plugins: list[tuple[PluginState, str]]
+    prescriber: Prescriber | PrescriberProcess | None
     queue: queue.Queue = field(default_factory=queue.Queue)
     #: Open cases seen while active: case id -> (row id, completed); read by the journal thread only.
     known_cases: dict[str, tuple[int, bool]] = field(default_factory=dict)
@@ -156,7 +164,9 @@ class ActiveProject:
 class StreamingService:
     """Activation, ingestion, prescription and publication of streamed events for every project."""
 
-    def __init__(self, sessions: sessionmaker, executor, load_model: Callable[[int, str, str], Plugin], trainer):
+    def __init__(self, sessions: sessionmaker, executor, load_model: Callable[[int, str, str], Plugin], trainer,
+                 settings: Settings | None = None):  # fmt: skip
+        self.settings = settings or trainer.settings
         self.sessions = sessions
         self.executor = executor
         self.load_model = load_model
@@ -223,16 +233,13 @@ class StreamingService:
                     replay = held_out_events(raw, columns, prepared.held_out_cases)
                 chosen = [p for p in project.plugins if p.status == PluginStatus.ACTIVATING]
                 states = [(PluginState.from_record(p), p.model_path) for p in chosen]
-            plugins = [
-                (state, self.load_model(project_id, state.key, path), StoredState(self.sessions, project_id, state.key))
-                for state, path in states
-            ]
-            attributes = prepared.attributes if prepared else ()
-            active = ActiveProject(project_id, target, columns, attributes, plugins, RunningCases(columns, attributes))
-            self._load_histories(active)
+            attributes = tuple(prepared.attributes) if prepared else ()
+            prescriber = self._prescriber_for(project_id, columns, attributes, states)
+            active = ActiveProject(project_id, target, columns, attributes, states, prescriber)
             with self.sessions() as session:
                 project = self._project(session, project_id)
                 if ProjectStatus(project.status) is not ProjectStatus.ACTIVATING:
+                    prescriber.close()
                     return  # stopped while activating
                 for plugin in project.plugins:
                     if plugin.status == PluginStatus.ACTIVATING:
@@ -240,7 +247,7 @@ class StreamingService:
                 set_project_status(project, target)
                 session.commit()
             active.thread = threading.Thread(
-                target=self._prescriber, args=(active,), name=f"prescriber-{project_id}", daemon=True
+                target=self._prescribing_loop, args=(active,), name=f"prescriber-{project_id}", daemon=True
             )
             with self._lock:
                 self._active[project_id] = active
@@ -262,19 +269,43 @@ class StreamingService:
                     project.progress_message = f"Activation failed: {exc}"
                     session.commit()
 
-    def _load_histories(self, active: ActiveProject) -> None:
-        """Rebuild the histories of open cases from the database (after a restart or a re-activation)."""
+    def _open_histories(self, project_id: int) -> dict[str, list[dict[str, Any]]]:
+        """The prescribed events of the open cases, per case in arrival order: what the prescriber starts from.
+
+        Events acknowledged but not yet prescribed (before a restart) are not part of it: they are queued again and
+        extend their cases when they are prescribed, exactly once.
+        """
         with self.sessions() as session:
             rows = session.execute(
                 select(CaseRecord.case_id, EventRecord.attributes)
                 .join(EventRecord, EventRecord.case_pk == CaseRecord.id)
-                .where(CaseRecord.project_id == active.project_id, CaseRecord.completed.is_(False))
+                .where(CaseRecord.project_id == project_id, CaseRecord.completed.is_(False),
+                       EventRecord.prescribed.is_(True))
                 .order_by(EventRecord.id)
-            ).all()
+            ).all()  # fmt: skip
         histories: dict[str, list[dict[str, Any]]] = {}
         for case_id, attributes in rows:
             histories.setdefault(case_id, []).append(attributes)
-        active.cases.restore(histories)
+        return histories
+
+    def _prescriber_for(self, project_id: int, columns: ColumnsDefinition, attributes: tuple[Attribute, ...],
+                        plugins: list[tuple[PluginState, str]]) -> Prescriber | PrescriberProcess:  # fmt: skip
+        """Load the project's prescriber: in a process of its own when the settings ask for it and every plugin
+        can be imported there (one defined in a notebook cannot), else in this process."""
+        from prcore_core import registry
+        from prcore_core.training import importable, worker_context
+
+        histories = self._open_histories(project_id)
+        if self.settings.prescribing_processes and all(
+            importable(registry.get_plugin_class(state.key)) for state, _ in plugins
+        ):
+            spec = PrescriberSpec(project_id, self.settings.url, self.settings.data_dir, columns, attributes,
+                                  plugins, histories)  # fmt: skip
+            return PrescriberProcess(spec, worker_context())
+        loaded = [(state, self.load_model(project_id, state.key, path), StoredState(self.sessions, project_id,
+                                                                                    state.key))
+                  for state, path in plugins]  # fmt: skip
+        return Prescriber(columns, attributes, loaded, histories)
 
     def _requeue_unprescribed(self, active: ActiveProject) -> None:
         with self.sessions() as session:
@@ -330,6 +361,8 @@ class StreamingService:
         active.queue.put(_STOP)
         if active.thread is not None and active.thread is not threading.current_thread():
             active.thread.join(wait)
+        if active.prescriber is not None:
+            active.prescriber.close()
 
     def close_stream(self, project_id: int, reason: str) -> None:
         """End a stream because the project changes under it (redefinition, deletion); readers get FINISHED."""
@@ -481,7 +514,7 @@ class StreamingService:
         return created.scalar_one(), False
 
     # -- prescribing ---------------------------------------------------------------------------------------------
-    def _prescriber(self, active: ActiveProject) -> None:
+    def _prescribing_loop(self, active: ActiveProject) -> None:
         while True:
             first = active.queue.get()
             if first is _STOP:
@@ -505,33 +538,18 @@ class StreamingService:
                 return
 
     def _prescribe_batch(self, active: ActiveProject, batch: list[_Item]) -> None:
-        running = [(position, item) for position, item in enumerate(batch) if not item.complete]
-        outputs: list[list[dict]] = [[] for _ in batch]
-        now = dt.datetime.now(dt.UTC)
-        if running:
-            try:
-                prefix_batch, has_prefix = active.cases.extend([(item.case_id, item.attributes) for _, item in running])
-                failure = NO_PREFIX
-            except Exception as exc:  # the events are still delivered, each prescription saying why it is empty
-                log.exception("Encoding %d events of project %s failed", len(running), active.project_id)
-                prefix_batch, has_prefix, failure = None, [False] * len(running), f"The prefix could not be read: {exc}"
-            wanted = [position for (position, _), has in zip(running, has_prefix, strict=True) if has]
-            for index, (state, model, stored) in enumerate(active.plugins):
-                predictions = {}
-                if wanted:
-                    try:
-                        found = model.predict(prefix_batch, PredictionContext(now=now, state=stored))
-                        predictions = dict(zip(wanted, found, strict=True))
-                    except Exception as exc:
-                        log.exception("Plugin %s failed to predict", state.key)
-                        failure_here = null_output(f"Predicting prefix failed: {exc}")
-                        predictions = dict.fromkeys(wanted, failure_here)
-                for position, item in running:
-                    prediction = predictions.get(position) or null_output(failure)
-                    outputs[position].append(make_prescription(state, prediction, item.event_id * 1000 + index, now))
-        for item in batch:
-            if item.complete:
-                active.cases.close(item.case_id)
+        burst = [(item.event_id, item.case_id, item.attributes, item.complete) for item in batch]
+        try:
+            if active.prescriber is None:  # its process ended under an earlier burst: start it again
+                active.prescriber = self._prescriber_for(active.project_id, active.columns, active.attributes,
+                                                         active.plugins)  # fmt: skip
+            outputs = active.prescriber.prescribe(burst)
+        except PrescriberError as exc:  # the burst is still stored and delivered, each prescription saying why
+            log.error("Prescribing %d events of project %s failed: %s", len(burst), active.project_id, exc)
+            if active.prescriber is not None:
+                active.prescriber.close(wait=1.0)
+            active.prescriber = None
+            outputs = failed_prescriptions([state for state, _ in active.plugins], burst, str(exc))
         prescribed_at = dt.datetime.now(dt.UTC)
         with self.sessions() as session:
             session.execute(

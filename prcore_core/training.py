@@ -137,6 +137,26 @@ def run_training_job(job: TrainingJob) -> dict:
                            job.additional_info, progress, storage.path(job.model_path))  # fmt: skip
 
 
+_CONTEXT: list = []
+
+
+def worker_context():
+    """The multiprocessing context of training and prescribing processes, made once.
+
+    Processes come from a fork server (a clean process with the plugins imported, not a fork of the threaded server),
+    or are spawned where there is none.
+    """
+    import multiprocessing
+
+    if not _CONTEXT:
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if "forkserver" in methods:
+            context.set_forkserver_preload(["prcore_core.training", "prcore_core.prescriber", "plugins"])
+        _CONTEXT.append(context)
+    return _CONTEXT[0]
+
+
 def worker_setup(server_pid: int) -> None:
     """Prepare a training worker: lower its CPU priority, and end it when the server process ends.
 
@@ -421,14 +441,9 @@ class Trainer:
         """
         with self._lock:
             if self._pool is None:
-                import multiprocessing
                 import os
 
-                methods = multiprocessing.get_all_start_methods()
-                context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-                if "forkserver" in methods:
-                    context.set_forkserver_preload(["prcore_core.training", "plugins"])
-                self._pool = ProcessPoolExecutor(self.settings.max_workers, mp_context=context,
+                self._pool = ProcessPoolExecutor(self.settings.max_workers, mp_context=worker_context(),
                                                  initializer=worker_setup, initargs=(os.getpid(),))  # fmt: skip
             return self._pool
 

@@ -127,8 +127,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data_dir=None, database_url
     sys.setswitchinterval(0.001)
     if core is None:
         given = {"data_dir": data_dir, "database_url": database_url}
-        # plugins train in worker processes: requests are answered promptly while a project trains
-        core = PrCore(settings=Settings(training_processes=True, **{k: v for k, v in given.items() if v is not None}))
+        # plugins train, and streams are prescribed for, in processes of their own: requests are answered promptly
+        core = PrCore(settings=Settings(training_processes=True, prescribing_processes=True,
+                                        **{k: v for k, v in given.items() if v is not None}))  # fmt: skip
     token = api.resolve_token(core.settings.data_dir, token)
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="prcore-api")
     demo_project = DemoProject(core, n_cases=demo_cases) if demo else None
