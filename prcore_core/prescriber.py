@@ -123,10 +123,15 @@ class PrescriberSpec:
 
 def _serve_prescriber(connection, spec: PrescriberSpec) -> None:
     """The prescriber process: build the prescriber, then answer bursts until told to stop or the server ends."""
+    from threadpoolctl import threadpool_limits
+
     from prcore_core import registry
     from prcore_core.db import make_engine, make_sessionmaker
     from prcore_core.storage import Storage
 
+    # a burst's numeric work is small: native thread pools only add threads that spin between calls, taking the
+    # core the server needs
+    threadpool_limits(limits=1)
     try:
         sessions = make_sessionmaker(make_engine(spec.database_url))
         storage = Storage(spec.data_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import time
@@ -10,6 +11,7 @@ import pytest
 
 from prcore_core import PrCore, ProjectStatus
 from prcore_core.errors import InvalidEventError, NotFoundError, StateError
+from prcore_core.settings import Settings
 from prcore_core.streaming import _STOP
 
 
@@ -198,3 +200,47 @@ def test_restart_reactivates_streaming_and_prescribes_acknowledged_events(tmp_pa
         more = core.post_event(project.id, _events_of(demo, 3)[3])
         published = _wait_events(received, 4)
         assert [e["id"] for e in published] == [a["id"] for a in answers] + [more["id"]]
+        # the same events in a case that saw no restart get the same prescriptions: the restart counted each once
+        again = [core.post_event(project.id, e)["id"] for e in _events_of(demo, 3, prefix="again")[:4]]
+        fresh = _wait_events(received, 4)
+        assert [e["id"] for e in fresh] == again
+        assert [_outputs(e) for e in fresh] == [_outputs(e) for e in published]
+
+
+def _outputs(event: dict) -> dict:
+    return {p["plugin"]["key"]: p["output"] for p in event["prescriptions"]}
+
+
+def test_a_killed_prescriber_process_is_replaced_and_its_burst_is_delivered_with_the_reason(tmp_path, demo):
+    settings = Settings(data_dir=tmp_path, prescribing_processes=True)
+    with PrCore(settings=settings) as core:
+        project = _train(core, demo)
+        core.start_streaming(project.id)
+        core.get_project(project.id).wait_until("STREAMING", 60)
+        received = _collect(core, project.id)
+        events = _events_of(demo, 4)
+        core.post_event(project.id, events[0])
+        [first] = _wait_events(received, 1)
+        assert first["prescriptions"] and all(p["output"] is not None for p in first["prescriptions"])
+        process = core.streaming._active[project.id].prescriber.process
+        assert process.pid != os.getpid()
+        process.kill()
+        process.join(10)
+        core.post_event(project.id, events[1])
+        [failed] = _wait_events(received, 1)
+        assert len(failed["prescriptions"]) == len(first["prescriptions"])
+        assert all(p["output"] is None and "prescriber process ended unexpectedly" in p["detail"]
+                   for p in failed["prescriptions"])  # fmt: skip
+        core.post_event(project.id, events[2])
+        [recovered] = _wait_events(received, 1)
+        assert all(p["output"] is not None for p in recovered["prescriptions"])
+        assert core.streaming._active[project.id].prescriber.process.pid != process.pid
+        core.stop_streaming(project.id)
+    # the replacement prescribed the third event from the whole prefix: as a prescriber that never died does
+    with PrCore(data_dir=tmp_path) as core:
+        received = _collect(core, project.id)
+        core.start_streaming(project.id)
+        core.get_project(project.id).wait_until("STREAMING", 60)
+        for event in _events_of(demo, 4, prefix="again")[:3]:
+            core.post_event(project.id, event)
+        assert _outputs(_wait_events(received, 3)[2]) == _outputs(recovered)
