@@ -67,41 +67,49 @@ def free_port() -> int:
 
 
 class Server:
-    """``prcore-workbench serve`` as a separate process on a data directory, and requests to it."""
+    """``prcore-workbench serve`` in a subprocess, as a user starts it; its console output goes to a log file."""
 
-    def __init__(self, data_dir, port, options=()):
-        self.data_dir, self.port, self.options = data_dir, port, list(options)
-        self.url = f"http://127.0.0.1:{port}"
-        self.process = None
+    def __init__(self, data_dir: Path, *options: str):
+        self.data_dir, self.options = Path(data_dir), list(options)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
 
-    def start(self):
+    def start(self) -> Server:
+        """Start (again, after :meth:`stop` or a kill) and wait until it answers."""
+        self.log = self.log_path.open("a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "workbench.cli", "serve", "--port", str(self.port), "--data-dir",
              str(self.data_dir), "--token", TOKEN, *self.options],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=self.log, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                requests.get(f"{self.url}/project/0", headers=AUTH, timeout=1)
+                requests.get(f"{self.url}/project/0", headers=AUTH, timeout=2)
                 return self
             except requests.ConnectionError:
                 if self.process.poll() is not None:
-                    raise RuntimeError(self.process.stdout.read()) from None
+                    raise RuntimeError(self.output()) from None
                 time.sleep(0.2)
-        raise RuntimeError("server did not start")
+        raise RuntimeError(f"server did not start:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text()
 
     def stop(self) -> str:
         """Terminate the server (killed if it does not stop within 20 s); its console output."""
         if self.process is None:
             return ""
-        self.process.terminate()
-        try:
-            output, _ = self.process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:  # still running, or a process it left holds the output open
-            self.process.kill()
-            output = ""
-        return output or ""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.output()
 
     def get(self, path, **kwargs):
         return requests.get(self.url + path, headers=kwargs.pop("headers", AUTH), timeout=30, **kwargs)
@@ -162,19 +170,32 @@ class SseReader:
         self.response.close()
 
 
-@pytest.fixture
-def start_server():
-    """Start ``prcore-workbench serve`` on a data directory (extra command-line options allowed); stopped after."""
-    started = []
+@pytest.fixture(scope="session")
+def server_class():
+    """:class:`Server`, for fixtures of other scopes: ``server_class(data_dir, *options).start()``."""
+    return Server
 
-    def start(data_dir, *options) -> Server:
-        server = Server(data_dir, free_port(), options).start()
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Start a server of one's own, stopped after the test: ``start_server("--demo", data_dir=...)`` (default: a new
+    data directory)."""
+    started: list[Server] = []
+
+    def start(*options: str, data_dir: Path | None = None) -> Server:
+        server = Server(data_dir or tmp_path / f"data{len(started)}", *options).start()
         started.append(server)
         return server
 
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def api_headers() -> dict[str, str]:
+    """Headers of an authenticated REST call to the test servers."""
+    return dict(AUTH)
 
 
 @pytest.fixture

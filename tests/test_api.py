@@ -41,7 +41,7 @@ def served_dir(trained_dir, tmp_path):
 
 @pytest.fixture
 def server(served_dir, start_server):
-    return start_server(served_dir)
+    return start_server(data_dir=served_dir)
 
 
 def _events(demo, index, prefix):
@@ -265,7 +265,7 @@ def test_a_killed_server_loses_no_acknowledged_event_and_a_resuming_reader_gets_
 
 
 def test_idle_stream_is_kept_alive_with_pings_that_carry_the_cursor(served_dir, start_server, sse_reader):
-    server = start_server(served_dir, "--ping-interval", "0.3")
+    server = start_server("--ping-interval", "0.3", data_dir=served_dir)
     server.put("/project/1/stream/start")
     server.wait_status(1, "STREAMING")
     reader = sse_reader(server, 1)

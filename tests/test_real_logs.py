@@ -67,7 +67,7 @@ def test_bpic2012_simulation_is_read_with_a_plain_sse_client(shared_data, tmp_pa
         )  # fmt: skip
         project = project.wait_until("TRAINED", timeout=600)
     activities = set(analysis["activities_count"])
-    server = start_server(tmp_path)
+    server = start_server(data_dir=tmp_path)
     started = server.put(f"/project/{project.id}/stream/start/simulating?interval=0.002&max_events=300")
     assert started.status_code == 200, started.text
     reader = sse_reader(server, project.id)

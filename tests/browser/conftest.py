@@ -11,75 +11,20 @@ from __future__ import annotations
 import io
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
-import requests
 
 from prcore_core import PrCore
 
 CHROMIUM = os.environ.get("PRCORE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-TOKEN = "browser-test-token"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORT = {"width": 1440, "height": 1000}
 #: Default wait for a condition in the page (the CI machine may be slow; most conditions hold in well under 1 s).
 TIMEOUT_MS = 30_000
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """``prcore-workbench serve`` in a subprocess, as a user starts it."""
-
-    def __init__(self, data_dir: Path, *extra: str):
-        self.data_dir, self.extra = Path(data_dir), extra
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
-
-    def start(self) -> Server:
-        self.log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "workbench.cli", "serve", "--port", str(self.port), "--data-dir",
-             str(self.data_dir), "--token", TOKEN, *self.extra],
-            stdout=self.log, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/project/0", headers={"Authorization": f"Bearer {TOKEN}"},
-                                timeout=2).status_code:  # fmt: skip
-                    return self
-            except requests.ConnectionError:
-                if self.process.poll() is not None:
-                    raise RuntimeError(self.output()) from None
-                time.sleep(0.2)
-        raise RuntimeError(f"server did not start:\n{self.output()}")
-
-    def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text()
-
-    def stop(self) -> str:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.output()
 
 
 @pytest.fixture(scope="session")
@@ -121,14 +66,14 @@ def files(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def trained_server(tmp_path_factory):
+def trained_server(tmp_path_factory, server_class):
     """A server over a data directory with a project already trained on the demo log (through the facade)."""
     from workbench.cli import create_demo_project
 
     directory = tmp_path_factory.mktemp("trained") / "data"
     with PrCore(data_dir=directory) as core:
         create_demo_project(core, n_cases=400, seed=5).wait_until("TRAINED", 300)
-    server = Server(directory).start()
+    server = server_class(directory).start()
     yield server
     server.stop()
 
@@ -136,7 +81,7 @@ def trained_server(tmp_path_factory):
 class Workbench:
     """The dashboard in one browser page, with waits on conditions (never fixed sleeps)."""
 
-    def __init__(self, page, server: Server):
+    def __init__(self, page, server):
         self.page, self.server = page, server
 
     def open(self, view: str | None = None, project: int | None = None) -> Workbench:
@@ -217,27 +162,6 @@ def page(browser, request, tmp_path):
 @pytest.fixture
 def wb(page, trained_server) -> Workbench:
     return Workbench(page, trained_server)
-
-
-@pytest.fixture
-def api_headers() -> dict[str, str]:
-    """Headers of an authenticated REST call to the test servers."""
-    return {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def start_server(tmp_path):
-    """Start a server of one's own (stopped after the test): ``start_server("--demo")``."""
-    started: list[Server] = []
-
-    def start(*extra: str) -> Server:
-        server = Server(tmp_path / f"data{len(started)}", *extra).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 @pytest.fixture
