@@ -38,11 +38,16 @@ class PrescriberError(RuntimeError):
     """The prescriber process ended or could not start; the message says why."""
 
 
+def _prescription_id(event_id: int, plugin_index: int) -> int:
+    """Prescription ids derive from their event's id: unique, and stable when a burst is prescribed again."""
+    return event_id * 1000 + plugin_index
+
+
 def failed_prescriptions(plugins: Sequence[PluginState], burst: Sequence[BurstEvent], detail: str) -> list[list]:
     """Prescriptions for a burst that could not be prescribed: every plugin's says why (completions get none)."""
     now = dt.datetime.now(dt.UTC)
     return [
-        [] if complete else [make_prescription(state, null_output(detail), event_id * 1000 + index, now)
+        [] if complete else [make_prescription(state, null_output(detail), _prescription_id(event_id, index), now)
                              for index, state in enumerate(plugins)]
         for event_id, _, _, complete in burst
     ]  # fmt: skip
@@ -98,7 +103,8 @@ class Prescriber:
                         predictions = dict.fromkeys(wanted, null_output(f"Predicting prefix failed: {exc}"))
                 for position, (event_id, *_) in running:
                     prediction = predictions.get(position) or null_output(failure)
-                    outputs[position].append(make_prescription(state, prediction, event_id * 1000 + index, now))
+                    prescription = make_prescription(state, prediction, _prescription_id(event_id, index), now)
+                    outputs[position].append(prescription)
         for _, case_id, _, complete in burst:
             if complete:
                 self.cases.close(case_id)
@@ -167,7 +173,6 @@ class PrescriberProcess:
     """
 
     def __init__(self, spec: PrescriberSpec, context, timeout: float = 120.0):
-        self.project_id = spec.project_id
         self._connection, child = context.Pipe()
         self.process = context.Process(target=_serve_prescriber, args=(child, spec), daemon=True,
                                        name=f"prescriber-{spec.project_id}")  # fmt: skip
@@ -197,10 +202,6 @@ class PrescriberProcess:
         if kind != "outputs":
             raise PrescriberError(f"The prescriber process failed: {payload}")
         return payload
-
-    @property
-    def alive(self) -> bool:
-        return self.process.is_alive()
 
     def close(self, wait: float = 5.0) -> None:
         """Tell the process to stop; end it if it does not within ``wait`` seconds."""

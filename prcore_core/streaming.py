@@ -46,14 +46,12 @@ from prcore_core.plugin import Plugin
 from prcore_core.preparation import held_out_events
 from prcore_core.prescriber import (
     Prescriber,
-    PrescriberError,
     PrescriberProcess,
     PrescriberSpec,
     failed_prescriptions,
 )
 from prcore_core.project import PluginState
 from prcore_core.running_cases import COMPLETE_INDICATOR
-from prcore_core.settings import Settings
 from prcore_core.status import PluginStatus, ProjectStatus
 
 log = logging.getLogger(__name__)
@@ -164,9 +162,8 @@ class ActiveProject:
 class StreamingService:
     """Activation, ingestion, prescription and publication of streamed events for every project."""
 
-    def __init__(self, sessions: sessionmaker, executor, load_model: Callable[[int, str, str], Plugin], trainer,
-                 settings: Settings | None = None):  # fmt: skip
-        self.settings = settings or trainer.settings
+    def __init__(self, sessions: sessionmaker, executor, load_model: Callable[[int, str, str], Plugin], trainer):
+        self.settings = trainer.settings
         self.sessions = sessions
         self.executor = executor
         self.load_model = load_model
@@ -544,8 +541,8 @@ class StreamingService:
                 active.prescriber = self._prescriber_for(active.project_id, active.columns, active.attributes,
                                                          active.plugins)  # fmt: skip
             outputs = active.prescriber.prescribe(burst)
-        except PrescriberError as exc:  # the burst is still stored and delivered, each prescription saying why
-            log.error("Prescribing %d events of project %s failed: %s", len(burst), active.project_id, exc)
+        except Exception as exc:  # e.g. its process died: the burst is still stored and delivered, each saying why
+            log.exception("Prescribing %d events of project %s failed", len(burst), active.project_id)
             if active.prescriber is not None:
                 active.prescriber.close(wait=1.0)
             active.prescriber = None
