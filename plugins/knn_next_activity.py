@@ -38,18 +38,29 @@ from typing import Any
 import numpy as np
 import param
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.neighbors import NearestNeighbors
 
 from prcore_core.context import PredictionContext
 from prcore_core.dataset import LabelledLog, PrefixBatch
 from prcore_core.encoding import ENCODINGS, PrefixEncoder, blocks_for, context_keys
 from prcore_core.metrics import next_activity_metrics
-from prcore_core.plugin import Plugin, PrescriptionType, Progress, no_progress, null_output, one_native_thread
+from prcore_core.plugin import (
+    Plugin,
+    PrescriptionType,
+    Progress,
+    no_progress,
+    null_output,
+    one_native_thread,
+    top_predictions,
+)
 
 ESTIMATORS = ("knn", "random_forest", "hist_gradient_boosting")
 _PREDICT_CHUNK = 8192
-#: Up to this many queries of one context are searched with numpy (no per-call overhead), more with scikit-learn.
+#: Above this many queries, BLAS may use both cores for the distances.
 _SMALL_QUERY = 16
+#: Cells of one block of the query-to-training distance matrix (bounds memory: 64 MB of float64).
+_DISTANCE_CELLS = 2**23
+#: Decimals squared distances are rounded to (features are standardised: distances are of order 1 to 100).
+_DISTANCE_DECIMALS = 6
 #: Bytes of gathered training rows kept per model for the context groups queried most recently (streaming asks
 #: the same few groups again and again; gathering a large group's rows costs more than searching them).
 _GROUP_CACHE_BYTES = 64 * 2**20
@@ -59,6 +70,24 @@ def encoder_blocks(encoding: str) -> tuple[str, ...]:
     """Feature blocks of a next-activity encoding: ``COMBINED`` adds the last event's duration."""
     blocks = blocks_for(encoding)
     return (*blocks, "duration") if encoding == "COMBINED" else blocks
+
+
+def _smallest(distances: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the columns of the ``k`` smallest values, ties at the boundary resolved by lowest column.
+
+    >>> _smallest(np.array([[3.0, 1.0, 1.0, 1.0, 0.0]]), 3).tolist()
+    [[1, 2, 4]]
+    """
+    n = distances.shape[1]
+    if k >= n:
+        return np.broadcast_to(np.arange(n), distances.shape).copy()
+    part = np.argpartition(distances, k - 1, axis=1)[:, :k]
+    kth = np.take_along_axis(distances, part, axis=1).max(axis=1, keepdims=True)
+    below = distances < kth
+    at = distances == kth
+    wanted = k - below.sum(axis=1, keepdims=True)
+    chosen = below | (at & (np.cumsum(at, axis=1) <= wanted))
+    return np.nonzero(chosen)[1].reshape(len(distances), k)
 
 
 class _ContextNeighbours:
@@ -102,7 +131,7 @@ class _ContextNeighbours:
                 self._groups.move_to_end((m, lo))
                 return found
         rows = self.levels[m][0][lo:hi]
-        train = self.features[rows]
+        train = self.features[rows].astype(np.float64)
         found = (train, np.einsum("ij,ij->i", train, train), self.targets[rows])
         with self._groups_lock:
             self._groups[(m, lo)] = found
@@ -140,17 +169,25 @@ class _ContextNeighbours:
         return out
 
     def _nearest(self, queries: np.ndarray, train: np.ndarray, norms: np.ndarray, k: int):
-        """Indices (into ``train``) of the ``k`` nearest rows of each query, and their squared distances."""
-        if len(queries) > _SMALL_QUERY:  # scikit-learn's Cython search, chunked to bound memory
-            search = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(train)
-            distances, nearest = search.kneighbors(queries)
-            return nearest, distances**2
-        # a few queries (streamed prefixes): plain numpy avoids scikit-learn's per-call overhead
-        distances = norms[None, :] - 2.0 * (queries @ train.T)
-        distances += np.einsum("ij,ij->i", queries, queries)[:, None]
-        nearest = np.argpartition(distances, k - 1, axis=1)[:, :k] if k < len(train) else (
-            np.broadcast_to(np.arange(len(train)), (len(queries), len(train))))  # fmt: skip
-        return nearest, np.take_along_axis(distances, nearest, axis=1)
+        """Indices (into ``train``) of the ``k`` nearest rows of each query, and their squared distances.
+
+        A prefix must get the same neighbours alone (a streamed event) as in a batch (an uploaded log), or the two
+        get different prescriptions. Matrix products of one row and of many sum in different orders, so distances
+        are computed in float64 and rounded to ``_DISTANCE_DECIMALS`` (equal rows then tie exactly, whatever the
+        batch), and among rows at the same distance the lowest indices win. Queries go in chunks that bound the
+        distance matrix.
+        """
+        rows = max(1, _DISTANCE_CELLS // max(len(train), 1))
+        nearest, squared = [], []
+        for start in range(0, len(queries), rows):
+            block = queries[start : start + rows].astype(np.float64)
+            distances = norms[None, :] - 2.0 * (block @ train.T)
+            distances += np.einsum("ij,ij->i", block, block)[:, None]
+            distances = np.round(np.maximum(distances, 0.0), _DISTANCE_DECIMALS)
+            chosen = _smallest(distances, k)
+            nearest.append(chosen)
+            squared.append(np.take_along_axis(distances, chosen, axis=1))
+        return np.vstack(nearest), np.vstack(squared)
 
     def _vote(self, queries: np.ndarray, group: tuple[np.ndarray, np.ndarray, np.ndarray], n_classes: int):
         """Share of the (uniform or inverse-distance) votes of the group's nearest rows for each class."""
@@ -306,20 +343,3 @@ class KNNNextActivity(Plugin):
             return [null_output("The plugin is not trained") for _ in range(len(batch))]
         probabilities = self._proba(batch)
         return top_predictions(probabilities, self.classes_)
-
-
-def top_predictions(probabilities: np.ndarray, classes: np.ndarray, top: int = 3) -> list[dict]:
-    """``{"output", "probability", "top"}`` per row: the most likely class and the ``top`` most likely ones.
-
-    Ties are broken by class order (alphabetical), so predictions are deterministic.
-    """
-    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
-    predictions = []
-    for row, best in zip(probabilities, order, strict=True):
-        candidates = [{"activity": str(classes[i]), "probability": round(float(row[i]), 4)} for i in best if row[i] > 0]
-        candidates = candidates or [{"activity": str(classes[best[0]]), "probability": round(float(row[best[0]]), 4)}]
-        predictions.append(
-            {"output": candidates[0]["activity"], "probability": candidates[0]["probability"], "top": candidates}
-        )
-    return predictions
-

@@ -69,7 +69,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import param
-from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
 from prcore_core import errors
 from prcore_core.context import PredictionContext
@@ -84,9 +83,11 @@ from prcore_core.dataset import (
     PrefixBatch,
     case_starts,
     order_time_column,
+    outcome_observed,
+    sample_cases,
 )
 from prcore_core.encoding import ENCODINGS, PrefixEncoder, blocks_for, seconds_since_epoch
-from prcore_core.metrics import by_prefix_length
+from prcore_core.metrics import alarm_metrics, by_prefix_length, reliability_curve
 from prcore_core.plugin import Plugin, PrescriptionType, Progress, no_progress, null_output, one_native_thread
 
 ESTIMATORS = ("random_forest", "hist_gradient_boosting")
@@ -103,13 +104,6 @@ _HOURS = 3600.0
 
 # -- prefixes ------------------------------------------------------------------------------------------------------
 
-def _observed(events: pd.DataFrame) -> np.ndarray:
-    """Per event row: is the outcome already visible (all false without the flag column)."""
-    if OUTCOME_OBSERVED not in events.columns:
-        return np.zeros(len(events), dtype=bool)
-    return events[OUTCOME_OBSERVED].fillna(False).to_numpy(dtype=bool)
-
-
 def _has_next(events: pd.DataFrame) -> np.ndarray:
     case = events[CASE_ID].to_numpy()
     return np.r_[case[1:] == case[:-1], False] if len(case) else np.array([], dtype=bool)
@@ -117,26 +111,12 @@ def _has_next(events: pd.DataFrame) -> np.ndarray:
 
 def open_ends(events: pd.DataFrame) -> np.ndarray:
     """Rows ending a prefix whose outcome is not yet visible: the prefixes the plugin learns from and is judged on."""
-    return np.flatnonzero(~_observed(events))
+    return np.flatnonzero(~outcome_observed(events))
 
 
 def _negative(log: LabelledLog, ends: np.ndarray) -> np.ndarray:
     """1 where the case of the prefix ends without the desired outcome."""
-    outcome = log.labels[OUTCOME].reindex(log.events[CASE_ID].to_numpy()[ends]).to_numpy(dtype=float)
-    return (1 - np.nan_to_num(outcome, nan=0.0)).astype(np.int64)
-
-
-def _sample_cases(case_ids: np.ndarray, cap: int, seed: int) -> np.ndarray:
-    """Positions of the prefixes of whole cases, taken in a seeded random case order until ``cap`` prefixes."""
-    if len(case_ids) <= cap:
-        return np.arange(len(case_ids))
-    codes, uniques = pd.factorize(case_ids)
-    order = np.random.default_rng(seed).permutation(len(uniques))
-    sizes = np.bincount(codes, minlength=len(uniques))[order]
-    taken = order[np.cumsum(sizes) <= cap]
-    if not len(taken):  # one case longer than the cap
-        taken = order[:1]
-    return np.flatnonzero(np.isin(codes, taken))
+    return log.negative_outcomes(PrefixBatch(log.events, ends))
 
 
 # -- threshold -----------------------------------------------------------------------------------------------------
@@ -328,7 +308,7 @@ class RandomForestAlarm(Plugin):
                 calibration_cases = None
 
         fit_positions = np.flatnonzero(fit_mask)
-        fit_positions = fit_positions[_sample_cases(case_of_end[fit_positions], self.max_training_prefixes, self.seed)]
+        fit_positions = fit_positions[sample_cases(case_of_end[fit_positions], self.max_training_prefixes, self.seed)]
         batch = PrefixBatch(events, ends[fit_positions], log.attributes)
         progress(0.1, f"Encoding {len(batch):,} training prefixes")
         features = self._features(batch)
@@ -413,7 +393,7 @@ class RandomForestAlarm(Plugin):
         self.decisive_activities_ = []
         if OUTCOME_OBSERVED not in log.events.columns:
             return
-        observed = _observed(log.events)
+        observed = outcome_observed(log.events)
         cases = pd.unique(log.events[CASE_ID].to_numpy()[observed])
         if not len(cases):
             return
@@ -501,7 +481,7 @@ class RandomForestAlarm(Plugin):
             return np.zeros(len(batch), dtype=bool)
         events, ends = batch.events, np.asarray(batch.ends, dtype=np.int64)
         if OUTCOME_OBSERVED in events.columns:
-            return _observed(events)[ends]
+            return outcome_observed(events)[ends]
         decisive = [self.activity_index_[a] for a in self.decisive_activities_]
         if not decisive:
             return np.zeros(len(batch), dtype=bool)
@@ -530,7 +510,8 @@ class RandomForestAlarm(Plugin):
         batch = PrefixBatch(log.events, ends, log.attributes)
         scores = np.round(self._score(batch), 4)
         truth = _negative(log, ends)
-        metrics = _alarm_metrics(truth, scores, self.threshold_)
+        metrics = alarm_metrics(truth, scores, self.threshold_)
+        metrics["reliability"] = reliability_curve(scores, truth)
         metrics["support"] = len(truth)
         metrics["negative_share"] = round(float(truth.mean()), 4)
         metrics["threshold"] = self.threshold_
@@ -544,7 +525,7 @@ class RandomForestAlarm(Plugin):
         metrics["threshold_selection"] = dict(self.threshold_selection_)
         threshold = self.threshold_
         metrics["by_prefix_length"] = by_prefix_length(
-            batch.lengths, lambda y_true, score: _alarm_metrics(y_true, score, threshold), y_true=truth, score=scores
+            batch.lengths, lambda y_true, score: alarm_metrics(y_true, score, threshold), y_true=truth, score=scores
         )
         return metrics
 
@@ -573,22 +554,3 @@ class RandomForestAlarm(Plugin):
 def _hours(time: pd.Series) -> np.ndarray:
     """Timestamps as float hours since the epoch (NaN where missing)."""
     return seconds_since_epoch(time) / _HOURS
-
-
-def _alarm_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float | None]:
-    """ROC AUC of the score, and precision, recall, F1, accuracy of ``score > threshold`` for class 1."""
-    y_true = np.asarray(y_true, dtype=np.int64)
-    if not len(y_true):
-        return {"roc_auc": None, "precision": None, "recall": None, "f1_score": None, "accuracy": None}
-    alarm = (np.asarray(score) > threshold).astype(np.int64)
-    auc = round(float(roc_auc_score(y_true, score)), 4) if len(np.unique(y_true)) == 2 else None
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        y_true, alarm, labels=[1], average="binary", pos_label=1, zero_division=0
-    )
-    return {
-        "roc_auc": auc,
-        "precision": round(float(precision), 4),
-        "recall": round(float(recall), 4),
-        "f1_score": round(float(f1), 4),
-        "accuracy": round(float((alarm == y_true).mean()), 4),
-    }

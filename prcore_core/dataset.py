@@ -52,20 +52,35 @@ def order_time_column(events: pd.DataFrame) -> str:
 
 
 def time_order_keys(events: pd.DataFrame) -> list[str]:
-    """Columns that order the events of one case: time (start, then end), then the activity name.
+    """Columns that order the events of one case: time (start, then end); ties keep their arrival order.
 
     Events with the same timestamp have no true order; files list them arbitrarily (in BPIC 2012 ties within a
-    case appear in both orders about equally often). Breaking ties by activity name makes the order of training
-    data, ongoing cases and streamed prefixes one deterministic convention.
+    case appear in both orders about equally often) and a monitoring system posts them in either order. Any
+    convention that reorders ties (by activity name, say) would make their order predictable in training and
+    evaluation but not in a live stream, and so give accuracy that is not there. Sorts on these keys are stable:
+    among equal times the order is the file's for uploads and ongoing datasets and the posting order for streams.
     """
     time = order_time_column(events)
-    keys = [time] + ([END_TIMESTAMP] if time == START_TIMESTAMP and END_TIMESTAMP in events else [])
-    return keys + ([ACTIVITY] if ACTIVITY in events else [])
+    return [time] + ([END_TIMESTAMP] if time == START_TIMESTAMP and END_TIMESTAMP in events else [])
 
 
 def sort_events(events: pd.DataFrame) -> pd.DataFrame:
-    """Sort by case, then :func:`time_order_keys` (stable: file order only among complete duplicates)."""
+    """Sort by case, then :func:`time_order_keys` (stable: ties keep their arrival order)."""
     return events.sort_values([CASE_ID, *time_order_keys(events)], kind="stable").reset_index(drop=True)
+
+
+def split_by_start_time(events: pd.DataFrame, training_share: float):
+    """Cases ordered by their first event; the earliest ``training_share`` train, the rest are held out."""
+    time = order_time_column(events)
+    starts = events.groupby(CASE_ID, sort=False)[time].min()
+    order = pd.DataFrame({"start": starts, "case": starts.index}).sort_values(["start", "case"], kind="stable")
+    n_training = int(np.floor(len(order) * training_share))
+    if len(order) >= 2:
+        n_training = min(max(n_training, 1), len(order) - 1)
+    training = pd.Index(order["case"].iloc[:n_training])
+    held_out = pd.Index(order["case"].iloc[n_training:])
+    split_time = order["start"].iloc[n_training] if len(held_out) else None
+    return training, held_out, split_time
 
 
 @dataclass
@@ -142,9 +157,36 @@ def case_starts(case: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.where(new, np.arange(len(case)), 0))
 
 
+def sample_cases(case_ids: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """Positions of the prefixes of whole cases, taken in a seeded random case order until ``cap`` prefixes.
+
+    Prefixes of one case are correlated: a sample of cases keeps the mix of short and long cases that prefixes are
+    evaluated on (thinning every case measured worse).
+
+    >>> sample_cases(np.array(["a", "a", "b", "c", "c"]), cap=10, seed=0).tolist()
+    [0, 1, 2, 3, 4]
+    """
+    if len(case_ids) <= cap:
+        return np.arange(len(case_ids))
+    codes, uniques = pd.factorize(case_ids)
+    order = np.random.default_rng(seed).permutation(len(uniques))
+    sizes = np.bincount(codes, minlength=len(uniques))[order]
+    taken = order[np.cumsum(sizes) <= cap]
+    if not len(taken):  # one case longer than the cap
+        taken = order[:1]
+    return np.flatnonzero(np.isin(codes, taken))
+
+
 def position_in_case(events: pd.DataFrame) -> np.ndarray:
     """0-based position of every event within its case (events sorted by case)."""
     return np.arange(len(events)) - case_starts(events[CASE_ID].to_numpy())
+
+
+def outcome_observed(events: pd.DataFrame) -> np.ndarray:
+    """Per event row: is the outcome already visible (all false without the ``OUTCOME_OBSERVED`` column)?"""
+    if OUTCOME_OBSERVED not in events.columns:
+        return np.zeros(len(events), dtype=bool)
+    return events[OUTCOME_OBSERVED].fillna(False).to_numpy(dtype=bool)
 
 
 @dataclass
@@ -193,9 +235,30 @@ class LabelledLog:
             keep &= has_next
         return PrefixBatch(self.events, np.flatnonzero(keep), self.attributes)
 
+    def undecided_prefixes(self) -> PrefixBatch:
+        """Prefixes whose outcome is not yet visible at their last event (``OUTCOME_OBSERVED`` false; every prefix
+        without the flag): the ones an outcome prediction is for and is judged on."""
+        return PrefixBatch(self.events, np.flatnonzero(~outcome_observed(self.events)), self.attributes)
+
+    def negative_outcomes(self, batch: PrefixBatch) -> np.ndarray:
+        """1 where the case of a prefix ends without the desired outcome (``1 - OUTCOME``), else 0."""
+        outcome = self.labels[OUTCOME].reindex(self.events[CASE_ID].to_numpy()[batch.ends]).to_numpy(dtype=float)
+        return (1 - np.nan_to_num(outcome, nan=0.0)).astype(np.int64)
+
     def next_activities(self, batch: PrefixBatch) -> np.ndarray:
         """The activity that follows each prefix of ``batch`` (a batch over these events, ``with_next``)."""
         return self.events[ACTIVITY].to_numpy()[batch.ends + 1]
+
+    def split_by_start(self, later_share: float, min_cases: int = 1) -> tuple[LabelledLog, LabelledLog] | None:
+        """The earlier and the later cases by start time (the latest ``later_share`` later), as the project's own
+        split: a slice to tune or calibrate on that starts after the cases a model learns from, as the cases it will
+        serve do. ``None`` when either part would have fewer than ``min_cases`` cases."""
+        if self.events.empty:
+            return None
+        earlier, later, _ = split_by_start_time(self.events, 1.0 - later_share)
+        if len(earlier) < min_cases or len(later) < min_cases:
+            return None
+        return self.subset(earlier), self.subset(later)
 
     def subset(self, case_ids) -> LabelledLog:
         """The same log restricted to some cases."""

@@ -19,6 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import param
 
 from prcore_core import errors
@@ -40,6 +41,7 @@ class PrescriptionType(StrEnum):
     ALARM = "ALARM"
     TREATMENT_EFFECT = "TREATMENT_EFFECT"
     RESOURCE_ALLOCATION = "RESOURCE_ALLOCATION"
+    REMAINING_TIME = "REMAINING_TIME"
 
 
 class Plugin(param.Parameterized):
@@ -181,6 +183,22 @@ class Plugin(param.Parameterized):
 def null_output(detail: str) -> dict[str, Any]:
     """The prediction of a plugin that cannot prescribe for a prefix, saying why."""
     return {"output": None, "detail": detail}
+
+
+def top_predictions(probabilities: np.ndarray, classes: np.ndarray, top: int = 3) -> list[dict]:
+    """``{"output", "probability", "top"}`` per row: the most likely class and the ``top`` most likely ones.
+
+    Ties are broken by class order (alphabetical), so predictions are deterministic.
+    """
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
+    predictions = []
+    for row, best in zip(probabilities, order, strict=True):
+        candidates = [{"activity": str(classes[i]), "probability": round(float(row[i]), 4)} for i in best if row[i] > 0]
+        candidates = candidates or [{"activity": str(classes[best[0]]), "probability": round(float(row[best[0]]), 4)}]
+        predictions.append(
+            {"output": candidates[0]["activity"], "probability": candidates[0]["probability"], "top": candidates}
+        )
+    return predictions
 
 
 _THREADPOOLS: list = []  # one threadpoolctl controller: making one scans the loaded libraries (~10 ms)

@@ -24,6 +24,7 @@ from prcore_core.dataset import (
     LabelledLog,
     order_time_column,
     sort_events,
+    split_by_start_time,
 )
 
 #: Definitions whose columns are structure, not attributes to learn from.
@@ -106,20 +107,6 @@ def canonical_events(log: pd.DataFrame, columns: ColumnsDefinition) -> tuple[pd.
     return events, tuple(attributes)
 
 
-def split_by_start_time(events: pd.DataFrame, training_share: float):
-    """Cases ordered by their first event; the earliest ``training_share`` train, the rest are held out."""
-    time = order_time_column(events)
-    starts = events.groupby(CASE_ID, sort=False)[time].min()
-    order = pd.DataFrame({"start": starts, "case": starts.index}).sort_values(["start", "case"], kind="stable")
-    n_training = int(np.floor(len(order) * training_share))
-    if len(order) >= 2:
-        n_training = min(max(n_training, 1), len(order) - 1)
-    training = pd.Index(order["case"].iloc[:n_training])
-    held_out = pd.Index(order["case"].iloc[n_training:])
-    split_time = order["start"].iloc[n_training] if len(held_out) else None
-    return training, held_out, split_time
-
-
 def _with_observed_flags(log: pd.DataFrame, columns: ColumnsDefinition, definition: ProjectDefinition, durations):
     """Add ``OUTCOME_OBSERVED``/``TREATMENT_OBSERVED``: is the outcome/treatment already visible at this event?
 
@@ -144,7 +131,6 @@ def sort_events_frame(log: pd.DataFrame, columns: ColumnsDefinition) -> np.ndarr
     time = columns.column_of(ColumnDefinition.TIMESTAMP) or columns.column_of(ColumnDefinition.START_TIMESTAMP)
     end = columns.column_of(ColumnDefinition.END_TIMESTAMP)
     keys = [columns.case_id] + ([time] if time else []) + ([end] if end and time != end else [])
-    keys += [columns.activity]
     return log.sort_values(keys, kind="stable").index.to_numpy()
 
 

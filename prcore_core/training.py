@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from prcore_core import errors, registry
+from prcore_core.baselines import measure_baselines
 from prcore_core.columns import ColumnsDefinition, validate_columns_definition
 from prcore_core.conditions import CaseDefinition
 from prcore_core.db import PluginRecord, ProjectRecord
@@ -73,20 +74,36 @@ def plugin_progress(sessions: sessionmaker, project_id: int, run: int, plugin_id
     return report
 
 
-def fit_and_measure(plugin_class: type[Plugin], parameters: dict, prepared: PreparedLog, definition: ProjectDefinition,
-                    additional_info: dict, progress: Callable[[float, float], Callable], model_file) -> dict:
-    """Fit a plugin on the training cases, measure it on the held-out cases, save it; its metrics."""  # fmt: skip
+def fit_and_measure(
+    plugin_class: type[Plugin],
+    parameters: dict,
+    prepared: PreparedLog,
+    definition: ProjectDefinition,
+    additional_info: dict,
+    progress: Callable[[float, float], Callable],
+    model_file,
+) -> dict:
+    """Fit a plugin on the training cases, measure it and its type's baselines on the held-out cases, save it.
+
+    The baselines (:mod:`prcore_core.baselines`) are fitted on the same training cases in the same run, so the
+    plugin's figures always stand beside what a strong simple model scores on the same prefixes.
+    """
     training = prepared.part("training", definition, additional_info)
     held_out = prepared.part("held_out", definition, additional_info)
     started = time.perf_counter()
     instance = plugin_class.from_parameters(parameters)
-    instance.fit(training, progress(0.0, 0.7))
+    instance.fit(training, progress(0.0, 0.6))
     fit_seconds = time.perf_counter() - started
-    metrics = instance.evaluate(held_out, progress(0.7, 0.95))
-    metrics = {**metrics, "training_seconds": round(fit_seconds, 3),
-               "evaluation_seconds": round(time.perf_counter() - started - fit_seconds, 3),
-               "held_out_cases": held_out.n_cases}  # fmt: skip
+    metrics = instance.evaluate(held_out, progress(0.6, 0.75))
+    evaluation_seconds = time.perf_counter() - started - fit_seconds
     instance.save(model_file)
+    baselines_started = time.perf_counter()
+    baselines = measure_baselines(plugin_class.prescription_type, training, held_out, progress(0.75, 0.98))
+    metrics = {**metrics, "training_seconds": round(fit_seconds, 3), "evaluation_seconds": round(evaluation_seconds, 3),
+               "held_out_cases": held_out.n_cases}  # fmt: skip
+    if baselines:
+        metrics["baselines"] = baselines
+        metrics["baseline_seconds"] = round(time.perf_counter() - baselines_started, 3)
     return _json_safe(metrics)
 
 

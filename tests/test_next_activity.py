@@ -6,8 +6,8 @@ import param
 import pytest
 
 from plugins.knn_next_activity import ESTIMATORS, KNNNextActivity, _ContextNeighbours
-from plugins.ngram_next_activity import NGramNextActivity
 from prcore_core import errors, registry
+from prcore_core.baselines import NGramNextActivity
 from prcore_core.conformance import check_plugin, demo_logs
 from prcore_core.dataset import LabelledLog, PrefixBatch
 from prcore_core.encoding import ENCODINGS

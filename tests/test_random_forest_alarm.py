@@ -10,7 +10,6 @@ import pytest
 
 from plugins.random_forest_alarm import (
     RandomForestAlarm,
-    _alarm_metrics,
     _FlatForest,
     case_costs,
     choose_threshold,
@@ -28,6 +27,7 @@ from prcore_core.dataset import (
     PrefixBatch,
 )
 from prcore_core.demo import APPROVE
+from prcore_core.metrics import alarm_metrics
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +129,9 @@ def test_metrics_on_held_out_cases(logs, metrics, fitted):
 
 
 def test_metrics_of_one_class_have_no_auc():
-    figures = _alarm_metrics(np.array([1, 1, 1]), np.array([0.2, 0.7, 0.9]), 0.5)
-    assert figures == {"roc_auc": None, "precision": 1.0, "recall": 0.6667, "f1_score": 0.8, "accuracy": 0.6667}
+    figures = alarm_metrics(np.array([1, 1, 1]), np.array([0.2, 0.7, 0.9]), 0.5)
+    assert figures == {"roc_auc": None, "brier_score": 0.2467, "ece": 0.4, "precision": 1.0, "recall": 0.6667,
+                       "f1_score": 0.8, "accuracy": 0.6667}  # fmt: skip
 
 
 def test_combined_encoding_beats_counts_only(logs, metrics):

@@ -57,6 +57,7 @@ def metrics_by_prefix_length(rows: Sequence[Mapping], title: str):
     """Lines of every share-like metric (values within [-1, 1]) by prefix length, support as grey bars behind."""
     lengths = [row.get("prefix_length") for row in rows]
     keys = [k for k in rows[0] if k not in ("prefix_length", "support")] if rows else []
+
     def share_like(key):
         values = [r.get(key) for r in rows if r.get(key) is not None]
         return all(isinstance(v, int | float) and not isinstance(v, bool) and -1.0001 <= v <= 1.0001 for v in values)
@@ -84,6 +85,58 @@ def metrics_by_prefix_length(rows: Sequence[Mapping], title: str):
         legend.click_policy = "hide"
         plot.add_layout(legend, "below")
     return plot
+
+
+def plugin_beside_baselines(rows: Sequence[Mapping], baselines: Mapping[str, Sequence[Mapping]], metric: str,
+                            title: str):  # fmt: skip
+    """One metric by prefix length: the plugin's line, each baseline's dashed line, the support as grey bars."""
+    lengths = [str(row.get("prefix_length")) for row in rows]
+    plot = _base(title, 290, x_range=lengths or [""], x_axis_label="prefix length", y_axis_label=metric)
+    support = [row.get("support", 0) or 0 for row in rows]
+    values = [v for series in [rows, *baselines.values()] for r in series if (v := r.get(metric)) is not None]
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    pad = (high - low) * 0.1 or 0.05
+    plot.y_range = Range1d(low - pad, high + pad)
+    plot.extra_y_ranges = {"support": Range1d(0, max(support, default=0) * 1.1 or 1)}
+    plot.add_layout(LinearAxis(y_range_name="support", axis_label="support (prefixes)"), "right")
+    plot.vbar(x=lengths, top=support, width=0.8, y_range_name="support", color=GREY, alpha=0.6,
+              legend_label="support")  # fmt: skip
+    series = {"plugin": (rows, "solid", BLUE)}
+    for number, (name, baseline_rows) in enumerate(baselines.items()):
+        series[name] = (baseline_rows, "dashed", Category10_10[(number + 1) % 10])
+    for name, (series_rows, dash, colour) in series.items():
+        by_length = {str(r.get("prefix_length")): r.get(metric) for r in series_rows}
+        ys = [by_length.get(n) if by_length.get(n) is not None else float("nan") for n in lengths]
+        plot.line(x=lengths, y=ys, line_width=2, line_dash=dash, color=colour, legend_label=name)
+    plot.xaxis.major_label_orientation = 0.0 if len(lengths) < 20 else 0.8
+    _legend_below(plot)
+    plot.add_tools(HoverTool(tooltips=[("prefix length", "@x"), (metric, "@y{0.000}")]))
+    return plot
+
+
+def reliability_chart(curves: Mapping[str, Sequence[Mapping]], title: str):
+    """Observed frequency against predicted probability per bin (the diagonal is perfect calibration)."""
+    plot = _base(title, 290, x_range=Range1d(0, 1), y_range=Range1d(0, 1), x_axis_label="predicted probability",
+                 y_axis_label="observed frequency")  # fmt: skip
+    plot.line([0, 1], [0, 1], color=GREY, line_dash="dotted", legend_label="perfect")
+    for number, (name, bins) in enumerate(curves.items()):
+        colour = BLUE if number == 0 else Category10_10[number % 10]
+        source = ColumnDataSource({"x": [b["predicted"] for b in bins], "y": [b["observed"] for b in bins],
+                                   "n": [b["count"] for b in bins]})  # fmt: skip
+        plot.line("x", "y", source=source, color=colour, line_width=2, legend_label=name)
+        plot.scatter("x", "y", source=source, color=colour, size=6)
+    plot.add_tools(HoverTool(tooltips=[("predicted", "@x{0.00}"), ("observed", "@y{0.00}"), ("prefixes", "@n")]))
+    _legend_below(plot)
+    return plot
+
+
+def _legend_below(plot) -> None:
+    if plot.legend:
+        legend = plot.legend[0]
+        legend.orientation = "horizontal"
+        legend.label_text_font_size = "11px"
+        legend.click_policy = "hide"
+        plot.add_layout(legend, "below")
 
 
 def _lows(rows, metrics) -> list[float]:

@@ -9,12 +9,58 @@ import panel as pn
 import param
 
 from prcore_core.project import PluginState, Project
-from workbench.views.charts import metrics_by_prefix_length
+from workbench.views.charts import metrics_by_prefix_length, plugin_beside_baselines, reliability_chart
 from workbench.views.state import WorkbenchState
 from workbench.views.widgets import Message, badge, fmt_int, heading, slug
 
 #: Metrics shown first, when a plugin measured them.
-HEADLINE = ("accuracy", "precision", "recall", "f1_score", "roc_auc", "qini", "auuc", "support", "held_out_cases")
+HEADLINE = ("accuracy", "roc_auc", "brier_score", "ece", "mae_days", "coverage", "precision", "recall", "f1_score",
+            "qini", "auuc", "support", "held_out_cases")  # fmt: skip
+#: The figure that ranks a plugin against its baselines, with whether lower is better.
+RANKING = (("accuracy", False), ("roc_auc", False), ("mae_days", True), ("qini", False))
+COMPARED = ("accuracy", "roc_auc", "brier_score", "ece", "log_loss", "mae_days", "coverage")
+
+
+def ranking_metric(metrics: dict) -> tuple[str, bool] | None:
+    """The metric a plugin is ranked by (and whether lower is better), the first of ``RANKING`` it measured."""
+    return next(((m, lower) for m, lower in RANKING if metrics.get(m) is not None), None)
+
+
+def baselines_table(metrics: dict) -> str:
+    """The plugin beside its baselines (same training cases, same held-out prefixes) as an HTML table."""
+    baselines = {k: v for k, v in (metrics.get("baselines") or {}).items() if isinstance(v, dict)}
+    if not baselines:
+        return ""
+    shown = [m for m in COMPARED if metrics.get(m) is not None]
+    head = "".join(f'<th style="padding:2px 10px;text-align:right">{html.escape(m)}</th>' for m in shown)
+    ranking = ranking_metric(metrics)
+
+    def row(name: str, figures: dict, bold: bool = False) -> str:
+        cells = "".join(
+            f'<td style="padding:2px 10px;text-align:right">'
+            f"{'' if figures.get(m) is None else f'{figures[m]:.4f}'}</td>"
+            for m in shown
+        )
+        label = f"<b>{html.escape(name)}</b>" if bold else html.escape(name)
+        return f'<tr><td style="padding:2px 10px 2px 0">{label}</td>{cells}</tr>'
+
+    rows = [row("this plugin", metrics, bold=True)]
+    rows += [row(f"baseline: {figures.get('title', key)}", figures) for key, figures in baselines.items()]
+    sentence = ""
+    if ranking is not None:
+        metric, lower = ranking
+        values = [f[metric] for f in baselines.values() if f.get(metric) is not None]
+        if values:
+            best = min(values) if lower else max(values)
+            margin = (best - metrics[metric]) if lower else (metrics[metric] - best)
+            word = "better" if margin > 0 else "worse"
+            sentence = (
+                f'<div class="wb-muted wb-baseline-verdict">{html.escape(metric)}: '
+                f"{abs(margin):.4f} {word} than the strongest baseline, on the same held-out prefixes</div>"
+            )
+    return (f'<div class="wb-baselines"><b>Beside baselines</b> <span class="wb-muted">(fitted on the same training '
+            f"cases in the same run)</span><table>{'<tr><th></th>' + head + '</tr>'}{''.join(rows)}</table>"
+            f"{sentence}</div>")  # fmt: skip
 
 
 def metrics_table(metrics: dict) -> str:
@@ -77,10 +123,11 @@ class PluginPanel(pn.viewable.Viewer):
             self.error.clear()
         if plugin.metrics and plugin.metrics != self._metrics:
             self._metrics = plugin.metrics
-            self.metrics.object = "<b>Held-out metrics</b>" + metrics_table(plugin.metrics)
+            self.metrics.object = ("<b>Held-out metrics</b>" + metrics_table(plugin.metrics)
+                                   + baselines_table(plugin.metrics))  # fmt: skip
             self.metrics.visible = True
             rows = plugin.metrics.get("by_prefix_length") or []
-            self.pending_plot = (rows, f"{plugin.name}: held-out metrics by prefix length") if rows else None
+            self.pending_plot = (plugin.metrics, plugin.name) if rows else None
             if not rows:
                 self.plot.objects = []
         elif not plugin.metrics:
@@ -90,10 +137,33 @@ class PluginPanel(pn.viewable.Viewer):
 
     def draw_plot(self) -> None:
         """Draw the metrics by prefix length of the last update (the view calls it, see ``TrainingView._plots``)."""
-        if self.pending_plot is not None:
-            rows, title = self.pending_plot
-            self.pending_plot = None
-            self.plot.objects = [pn.pane.Bokeh(metrics_by_prefix_length(rows, title), sizing_mode="stretch_width")]
+        if self.pending_plot is None:
+            return
+        metrics, name = self.pending_plot
+        self.pending_plot = None
+        rows = metrics.get("by_prefix_length") or []
+        baselines = {
+            figures.get("title", key): figures.get("by_prefix_length") or []
+            for key, figures in (metrics.get("baselines") or {}).items()
+            if isinstance(figures, dict)
+        }
+        ranking = ranking_metric(metrics)
+        if baselines and ranking is not None:
+            plots = [
+                plugin_beside_baselines(
+                    rows, baselines, ranking[0], f"{name}: held-out {ranking[0]} by prefix length, beside baselines"
+                )
+            ]
+        else:
+            plots = [metrics_by_prefix_length(rows, f"{name}: held-out metrics by prefix length")]
+        curves = {"this plugin": metrics["reliability"]} if metrics.get("reliability") else {}
+        curves.update({figures.get("title", key): figures["reliability"]
+                       for key, figures in (metrics.get("baselines") or {}).items()
+                       if isinstance(figures, dict) and figures.get("reliability")})  # fmt: skip
+        if curves:
+            plots.append(reliability_chart(curves, f"{name}: reliability of the probabilities (held out)"))
+        self.plot.objects = [pn.Row(*[pn.pane.Bokeh(p, sizing_mode="stretch_width") for p in plots],
+                                    sizing_mode="stretch_width")]  # fmt: skip
 
     def __panel__(self):
         return self.layout
