@@ -46,6 +46,7 @@ from prcore_core.columns import validate_columns_definition
 from prcore_core.conditions import CaseDefinition
 from prcore_core.context import PredictionContext
 from prcore_core.dataset import CASE_ID, PrefixBatch, order_time_column, outcome_observed
+from prcore_core.encoding import seconds_since_epoch
 from prcore_core.metrics import binary_probability_metrics, expected_calibration_error
 from prcore_core.preparation import ProjectDefinition, prepare
 from prcore_core.reading import read_event_log
@@ -96,14 +97,14 @@ def truth_by_prefix(prepared, which: str = "held_out") -> pd.DataFrame:
     has_next = np.r_[case[1:] == case[:-1], False]
     activity = events["ACTIVITY"].astype(str).to_numpy()
     time_column = "END_TIMESTAMP" if "END_TIMESTAMP" in events else order_time_column(events)
-    seconds = events[time_column].astype("int64").to_numpy() / 1e9
+    seconds = seconds_since_epoch(events[time_column])
     end = pd.Series(seconds).groupby(case).transform("max").to_numpy()
     negative = (1 - log.labels["OUTCOME"].reindex(case).to_numpy(dtype=float)) if "OUTCOME" in log.labels else None
     return pd.DataFrame(
         {
             "prefix": [f"{c}{MARK}{p + 1}" for c, p in zip(case, position, strict=True)],
             "length": position + 1,
-            "next": np.where(has_next, np.r_[activity[1:], ""], None),
+            "next": np.where(has_next, np.concatenate([activity[1:], [""]]), None),
             "undecided": ~outcome_observed(events),
             "negative": negative,
             "remaining": np.where(has_next, end - seconds, np.nan),

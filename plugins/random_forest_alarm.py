@@ -31,9 +31,10 @@ cases keeps the mix of short and long cases that prefixes are evaluated on (thin
 worse on BPIC 2012). Each tree then learns from its own bootstrap sample of ``max_samples`` prefixes: 100 trees on
 5,000 prefixes each score as well as 200 trees on 40,000 and fit in a fraction of the time.
 
-With ``threshold=None`` the latest ``calibration_share`` of the training cases (by start time, like the project's own
-split) are held back; the forest is fitted on the earlier ones and the threshold is chosen on the held-back cases,
-**per case**: a case is alarmed when any of its eligible prefixes (outcome not yet visible, followed by another
+The latest ``calibration_share`` of the training cases (by start time, like the project's own split) are held back
+and the forest is fitted on the earlier ones. On the held-back cases its scores are first calibrated (``calibration``:
+isotonic regression by default, so that ``p`` is a frequency: a forest's votes are squeezed towards the middle), then,
+with ``threshold=None``, the threshold is chosen on the calibrated probabilities, **per case**: a case is alarmed when any of its eligible prefixes (outcome not yet visible, followed by another
 event: an alarm at the last event comes too late) scores above the threshold, i.e. at its first such prefix. With
 the cost of a negative outcome as the unit,
 
@@ -42,8 +43,9 @@ the cost of a negative outcome as the unit,
 which assumes an alarm always prevents the negative outcome and costs ``cost_ratio`` whether or not it was needed.
 The threshold is the midpoint between consecutive case scores that minimises the cost; among equal costs the highest
 such threshold (fewest alarms) wins, so a higher ``cost_ratio`` never gives a lower threshold. When the held-back
-part is too small (fewer than ``MIN_CALIBRATION_CASES`` cases or one class only) the forest is fitted on all cases
-and the threshold is 0.5. A given ``threshold`` fits the forest on all training cases.
+part is too small (fewer than ``MIN_CALIBRATION_CASES`` cases or one class only) the forest is fitted on all cases,
+uncalibrated, and the threshold is 0.5. A given ``threshold`` with ``calibration="none"`` fits the forest on all
+training cases.
 
 When most cases end negatively (BPIC 2012: 82 % of the training cases are not approved) the first prefix of almost
 every case already scores above a moderate ``cost_ratio``: alarming every case is then the cheapest policy (cost
@@ -71,6 +73,7 @@ import pandas as pd
 import param
 
 from prcore_core import errors
+from prcore_core.calibration import CALIBRATIONS, BinaryCalibrator
 from prcore_core.context import PredictionContext
 from prcore_core.dataset import (
     ACTIVITY,
@@ -277,7 +280,11 @@ class RandomForestAlarm(Plugin):
     )  # fmt: skip
     calibration_share = param.Number(
         default=0.2, bounds=(0.05, 0.5),
-        doc="Share of the training cases (the latest by start time) held back to choose the threshold.",
+        doc="Share of the training cases (the latest by start time) held back to calibrate and choose the threshold.",
+    )  # fmt: skip
+    calibration = param.Selector(
+        default="isotonic", objects=list(CALIBRATIONS),
+        doc="How the probabilities are calibrated on the held-back cases: isotonic, Platt scaling, or not at all.",
     )  # fmt: skip
 
     # -- learning ------------------------------------------------------------------------------------------------
@@ -299,7 +306,8 @@ class RandomForestAlarm(Plugin):
 
         fit_mask = np.ones(len(ends), dtype=bool)
         held_back = ~fit_mask
-        calibration_cases = self._calibration_cases(log) if self.threshold is None else None
+        needs_slice = self.threshold is None or self.calibration != "none"
+        calibration_cases = self._calibration_cases(log) if needs_slice else None
         if calibration_cases is not None:
             held_back = pd.Series(case_of_end).isin(calibration_cases).to_numpy()
             if len(np.unique(negative[~held_back])) == 2 and len(np.unique(negative[held_back])) == 2:
@@ -318,6 +326,12 @@ class RandomForestAlarm(Plugin):
         progress(0.25, f"Fitting a {self.estimator.replace('_', ' ')} on {len(batch):,} prefixes "
                        f"of {self.n_training_cases_:,} cases")  # fmt: skip
         self._fit_model(features, target)
+        self.calibrator_ = BinaryCalibrator("none")
+        if calibration_cases is not None and self.calibration != "none":
+            progress(0.8, "Calibrating the probabilities on the latest training cases")
+            held = np.flatnonzero(held_back)
+            raw = self._raw_score(PrefixBatch(events, ends[held], log.attributes))
+            self.calibrator_ = BinaryCalibrator(self.calibration).fit(raw, negative[held])
 
         progress(0.85, "Choosing the alarm threshold")
         if self.threshold is not None:
@@ -462,7 +476,13 @@ class RandomForestAlarm(Plugin):
         return np.hstack([since, extra]).astype(np.float32)
 
     def _score(self, batch: PrefixBatch, codes: np.ndarray | None = None) -> np.ndarray:
-        """Probability of the negative outcome per prefix (model only, unrounded)."""
+        """Calibrated probability of the negative outcome per prefix (model only, unrounded)."""
+        scores = self._raw_score(batch, codes)
+        calibrator = getattr(self, "calibrator_", None)  # models saved before calibration existed have none
+        return np.clip(calibrator.transform(scores), 0.0, 1.0) if calibrator is not None else scores
+
+    def _raw_score(self, batch: PrefixBatch, codes: np.ndarray | None = None) -> np.ndarray:
+        """The classifier's probability of the negative outcome per prefix, before calibration."""
         parts = []
         for start in range(0, len(batch), _CHUNK):
             chunk = PrefixBatch(batch.events, batch.ends[start : start + _CHUNK], batch.attributes)

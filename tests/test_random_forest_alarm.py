@@ -180,9 +180,12 @@ def test_threshold_follows_the_cost_ratio(logs):
 
 
 def test_given_threshold_is_used(logs):
-    plugin = RandomForestAlarm(threshold=0.3, n_estimators=30).fit(logs[0])
+    plugin = RandomForestAlarm(threshold=0.3, n_estimators=30, calibration="none").fit(logs[0])
     assert plugin.threshold_ == 0.3 and plugin.threshold_selection_ == {"method": "given"}
     assert plugin.n_training_cases_ == logs[0].n_cases - _cases_without_open_prefix(logs[0])
+    calibrated = RandomForestAlarm(threshold=0.3, n_estimators=30).fit(logs[0])  # holds the latest cases back
+    assert calibrated.threshold_ == 0.3 and calibrated.calibrator_.fitted_ == "isotonic"
+    assert calibrated.n_training_cases_ < plugin.n_training_cases_
     predictions = plugin.predict(logs[1].prefixes())
     assert {p["threshold"] for p in predictions} == {0.3}
 
