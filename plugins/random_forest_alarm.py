@@ -34,9 +34,10 @@ worse on BPIC 2012). Each tree then learns from its own bootstrap sample of ``ma
 The latest ``calibration_share`` of the training cases (by start time, like the project's own split) are held back
 and the forest is fitted on the earlier ones. On the held-back cases its scores are first calibrated (``calibration``:
 isotonic regression by default, so that ``p`` is a frequency: a forest's votes are squeezed towards the middle), then,
-with ``threshold=None``, the threshold is chosen on the calibrated probabilities, **per case**: a case is alarmed when any of its eligible prefixes (outcome not yet visible, followed by another
-event: an alarm at the last event comes too late) scores above the threshold, i.e. at its first such prefix. With
-the cost of a negative outcome as the unit,
+with ``threshold=None``, the threshold is chosen on the calibrated probabilities, **per case**: a case is alarmed
+when any of its eligible prefixes (outcome not yet visible, followed by another event: an alarm at the last event
+comes too late) scores above the threshold, i.e. at its first such prefix. With the cost of a negative outcome as
+the unit,
 
     cost = cost_ratio * (alarmed cases) + (negative cases never alarmed),
 

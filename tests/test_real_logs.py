@@ -80,7 +80,7 @@ def test_bpic2012_simulation_is_read_with_a_plain_sse_client(shared_data, tmp_pa
     assert times == sorted(times)  # the held-out cases replayed in timestamp order (ISO text sorts as time)
     open_events = [e for e in events if not e["case_completed"]]
     assert open_events and all(e["prescriptions"] == [] for e in events if e["case_completed"])
-    kinds = {"NEXT_ACTIVITY", "ALARM", "TREATMENT_EFFECT", "RESOURCE_ALLOCATION"}
+    kinds = {"NEXT_ACTIVITY", "ALARM", "TREATMENT_EFFECT", "RESOURCE_ALLOCATION", "REMAINING_TIME"}
     assert all({p["type"] for p in e["prescriptions"]} == kinds for e in open_events)
     next_activities = [p["output"] for e in open_events for p in e["prescriptions"] if p["type"] == "NEXT_ACTIVITY"]
     assert set(next_activities) <= activities and len(set(next_activities)) > 1
