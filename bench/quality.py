@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ingest import preset_for
 
 from prcore_core import PrCore
-from prcore_core.baselines import GradientBoostingAlarm, GradientBoostingNextActivity, NGramNextActivity
+from prcore_core.baselines import AggregateBoostingAlarm, AggregateBoostingNextActivity, NGramNextActivity
 from prcore_core.columns import validate_columns_definition
 from prcore_core.conditions import CaseDefinition
 from prcore_core.context import PredictionContext
@@ -284,7 +284,7 @@ def main() -> None:
 
             training, held = prepared.part("training"), prepared.part("held_out")
             baselines = {}
-            for baseline in (NGramNextActivity(), GradientBoostingNextActivity(), GradientBoostingAlarm()):
+            for baseline in (NGramNextActivity(), AggregateBoostingNextActivity(), AggregateBoostingAlarm()):
                 if baseline.applicability(training) is None:
                     fit_started = time.perf_counter()
                     baselines[baseline.key] = (
@@ -299,7 +299,7 @@ def main() -> None:
                     f"(support {figures.get('support'):,}; fit + score {seconds:.1f} s)"
                 )
             best_accuracy = max((f["accuracy"] for f, _, k in baselines.values() if k == "NEXT_ACTIVITY"), default=0)
-            alarm = baselines.get("gradient-boosting-alarm", ({}, 0, ""))[0]
+            alarm = baselines.get("aggregate-boosting-alarm", ({}, 0, ""))[0]
             remaining = remaining_time_baselines(prepared)
             for name, mae in remaining.items():
                 print(f"  baseline remaining time, {name:<23} mae_days {mae}")

@@ -6,13 +6,13 @@ with the same metrics and stores the figures under the plugin's ``metrics["basel
 length), so ``GET /project/{id}``, the dashboard and ``bench/quality.py`` show the plugin beside them.
 
 * Next activity: :class:`NGramNextActivity` (the activity that most often followed the last ``n`` activities, with
-  back-off) and :class:`GradientBoostingNextActivity` (gradient boosting on aggregate and last-state features).
-* Alarm (negative outcome): :class:`GradientBoostingAlarm`, the same features.
+  back-off) and :class:`AggregateBoostingNextActivity` (gradient boosting on aggregate and last-state features).
+* Alarm (negative outcome): :class:`AggregateBoostingAlarm`, the same features.
 
 Aggregate and last-state features (:data:`AGGREGATE_BLOCKS`): activity counts, the last three activities, prefix
 length, elapsed time since the case started, time since the previous event, weekday and hour, and the case and
-latest event attributes. Gradient boosting is LightGBM on one thread; its number of rounds is chosen by early
-stopping on the latest share of the training cases by start time (a fair, time-later tuning slice).
+latest event attributes. Gradient boosting is :func:`prcore_core.boosting.boost` (LightGBM); its number of rounds is
+chosen by early stopping on the latest share of the training cases by start time (a fair, time-later tuning slice).
 
 Baselines are plugins by contract (``fit``/``evaluate``/``predict``) but not registered: projects do not serve them.
 """
@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import param
 
+from prcore_core.boosting import boost, predict
 from prcore_core.context import PredictionContext
 from prcore_core.dataset import OUTCOME, LabelledLog, PrefixBatch, sample_cases
 from prcore_core.encoding import PrefixEncoder, context_keys
@@ -35,7 +36,6 @@ from prcore_core.plugin import (
     Progress,
     no_progress,
     null_output,
-    one_native_thread,
     top_predictions,
 )
 
@@ -46,26 +46,6 @@ MAX_BASELINE_PREFIXES = 60_000
 #: The latest share of the training cases (by start time) on which boosting rounds are chosen.
 VALIDATION_SHARE = 0.15
 _CHUNK = 65_536
-
-
-def boost(features: np.ndarray, target: np.ndarray, validation: tuple[np.ndarray, np.ndarray] | None,
-          n_classes: int, max_rounds: int = 300, seed: int = 42, **params):  # fmt: skip
-    """A LightGBM booster (binary for ``n_classes == 2``, else multi-class) on one thread, its rounds chosen by early
-    stopping on ``validation`` when given (else ``max_rounds``)."""
-    import lightgbm
-
-    objective = {"objective": "binary"} if n_classes == 2 else {"objective": "multiclass", "num_class": n_classes}
-    settings = {
-        **objective, "learning_rate": 0.1, "num_leaves": 31, "min_data_in_leaf": 20, "lambda_l2": 1.0,
-        "num_threads": 1, "deterministic": True, "force_row_wise": True, "seed": seed, "verbosity": -1, **params,
-    }  # fmt: skip
-    train = lightgbm.Dataset(features, target, free_raw_data=True)
-    callbacks, sets = [], []
-    if validation is not None and len(validation[1]):
-        sets = [lightgbm.Dataset(validation[0], validation[1], reference=train)]
-        callbacks = [lightgbm.early_stopping(20, verbose=False)]
-    with one_native_thread(None):
-        return lightgbm.train(settings, train, num_boost_round=max_rounds, valid_sets=sets, callbacks=callbacks)
 
 
 def _time_later_split(log: LabelledLog):
@@ -138,10 +118,10 @@ class NGramNextActivity(Plugin):
         return top_predictions(self._proba(batch), self.classes_)
 
 
-class GradientBoostingNextActivity(Plugin):
+class AggregateBoostingNextActivity(Plugin):
     """Next activity by gradient boosting on aggregate and last-state features."""
 
-    key = "gradient-boosting-next-activity"
+    key = "aggregate-boosting-next-activity"
     title = "Gradient boosting on aggregate and last-state features"
     description = "LightGBM over activity counts, the last three activities, times and case attributes."
     prescription_type = PrescriptionType.NEXT_ACTIVITY
@@ -158,7 +138,7 @@ class GradientBoostingNextActivity(Plugin):
         keep = codes >= 0
         return self.encoder_.transform(PrefixBatch(batch.events, batch.ends[keep], batch.attributes)), codes[keep]
 
-    def fit(self, log: LabelledLog, progress: Progress = no_progress) -> GradientBoostingNextActivity:
+    def fit(self, log: LabelledLog, progress: Progress = no_progress) -> AggregateBoostingNextActivity:
         progress(0.05, "Encoding training prefixes")
         self.encoder_ = PrefixEncoder(AGGREGATE_BLOCKS, history=3).fit(log.events, log.attributes)
         self.classes_ = np.unique(log.next_activities(log.prefixes(with_next=True)).astype(str))
@@ -170,7 +150,8 @@ class GradientBoostingNextActivity(Plugin):
         if len(self.classes_) < 2:
             self.model_ = None
         else:
-            self.model_ = boost(features, target, checked, len(self.classes_), seed=self.seed)
+            self.model_ = boost(features, target, checked, objective="multiclass", n_classes=len(self.classes_),
+                                seed=self.seed)
         progress(1.0, "Fitted")
         return self
 
@@ -180,8 +161,7 @@ class GradientBoostingNextActivity(Plugin):
         parts = []
         for start in range(0, len(batch), _CHUNK):
             part = PrefixBatch(batch.events, batch.ends[start : start + _CHUNK], batch.attributes)
-            with one_native_thread(None):
-                parts.append(self.model_.predict(self.encoder_.transform(part), num_threads=1))
+            parts.append(predict(self.model_, self.encoder_.transform(part)))
         return np.vstack(parts) if parts else np.zeros((0, len(self.classes_)))
 
     def evaluate(self, log: LabelledLog, progress: Progress = no_progress) -> dict:
@@ -193,10 +173,10 @@ class GradientBoostingNextActivity(Plugin):
         return top_predictions(self._proba(batch), self.classes_) if len(batch) else []
 
 
-class GradientBoostingAlarm(Plugin):
+class AggregateBoostingAlarm(Plugin):
     """Probability of the negative outcome by gradient boosting on aggregate and last-state features."""
 
-    key = "gradient-boosting-alarm"
+    key = "aggregate-boosting-alarm"
     title = "Gradient boosting on aggregate and last-state features"
     description = "LightGBM over activity counts, the last three activities, times and case attributes."
     prescription_type = PrescriptionType.ALARM
@@ -211,7 +191,7 @@ class GradientBoostingAlarm(Plugin):
             batch.ends = batch.ends[sample_cases(batch.case_ids, cap, self.seed)]
         return self.encoder_.transform(batch), log.negative_outcomes(batch)
 
-    def fit(self, log: LabelledLog, progress: Progress = no_progress) -> GradientBoostingAlarm:
+    def fit(self, log: LabelledLog, progress: Progress = no_progress) -> AggregateBoostingAlarm:
         progress(0.05, "Encoding training prefixes")
         self.encoder_ = PrefixEncoder(AGGREGATE_BLOCKS, history=3).fit(log.events, log.attributes)
         fitting, validation = _time_later_split(log)
@@ -222,15 +202,14 @@ class GradientBoostingAlarm(Plugin):
             checked = None
         progress(0.3, f"Boosting on {len(target):,} prefixes")
         self.constant_ = float(target.mean()) if len(np.unique(target)) < 2 and len(target) else None
-        self.model_ = None if self.constant_ is not None else boost(features, target, checked, 2, seed=self.seed)
+        self.model_ = None if self.constant_ is not None else boost(features, target, checked, seed=self.seed)
         progress(1.0, "Fitted")
         return self
 
     def _score(self, batch: PrefixBatch) -> np.ndarray:
         if self.model_ is None:
             return np.full(len(batch), self.constant_ if self.constant_ is not None else 0.5)
-        with one_native_thread(None):
-            return np.asarray(self.model_.predict(self.encoder_.transform(batch), num_threads=1), dtype=np.float64)
+        return np.asarray(predict(self.model_, self.encoder_.transform(batch)), dtype=np.float64)
 
     def evaluate(self, log: LabelledLog, progress: Progress = no_progress) -> dict:
         if not log.has_label(OUTCOME):
@@ -252,8 +231,8 @@ class GradientBoostingAlarm(Plugin):
 
 #: The baselines of each prescription type, strongest last.
 BASELINES: dict[str, tuple[type[Plugin], ...]] = {
-    PrescriptionType.NEXT_ACTIVITY: (NGramNextActivity, GradientBoostingNextActivity),
-    PrescriptionType.ALARM: (GradientBoostingAlarm,),
+    PrescriptionType.NEXT_ACTIVITY: (NGramNextActivity, AggregateBoostingNextActivity),
+    PrescriptionType.ALARM: (AggregateBoostingAlarm,),
 }
 
 

@@ -84,6 +84,14 @@ class _Categories:
             (-1 if v is None or v is pd.NA or v != v else lookup.get(str(v), unseen) for v in raw), np.int64, len(raw)
         )
 
+    @property
+    def key(self) -> int:
+        """Equal for vocabularies of equal values (a memo key)."""
+        key = self.__dict__.get("_key")
+        if key is None:
+            key = self.__dict__["_key"] = hash(tuple(self.values))
+        return key
+
     def __getstate__(self):
         return {"values": self.values}
 
@@ -131,6 +139,43 @@ def seconds_since_epoch(time: pd.Series) -> np.ndarray:
     seconds = ticks / _TICKS_PER_SECOND[unit]
     seconds[ticks == np.iinfo(np.int64).min] = np.nan
     return seconds
+
+
+def batch_column(batch: PrefixBatch, name: str) -> pd.Series | None:
+    """A column of the batch's events, or ``None``; looked up once per batch (``events[name]`` costs tens of
+    microseconds, and several plugins encode the same streamed prefix)."""
+    key = ("column", name)
+    if key not in batch.memo:
+        batch.memo[key] = batch.events[name] if name in batch.events.columns else None
+    return batch.memo[key]
+
+
+def batch_seconds(batch: PrefixBatch, name: str) -> np.ndarray | None:
+    """:func:`seconds_since_epoch` of a column of the batch's events (``None`` without it), once per batch."""
+    key = ("seconds", name)
+    if key not in batch.memo:
+        column = batch_column(batch, name)
+        batch.memo[key] = None if column is None else seconds_since_epoch(column)
+    return batch.memo[key]
+
+
+def batch_case_starts(batch: PrefixBatch) -> tuple[np.ndarray, np.ndarray]:
+    """The case id of every event row and the row where its case starts, once per batch."""
+    if "case_starts" not in batch.memo:
+        case = batch_column(batch, CASE_ID).to_numpy()
+        batch.memo["case_starts"] = (case, case_starts(case))
+    return batch.memo["case_starts"]
+
+
+def batch_codes(batch: PrefixBatch, name: str, vocabulary: _Categories) -> np.ndarray:
+    """``vocabulary.codes`` of a column of the batch's events (all missing without it), once per batch and
+    vocabulary (plugins fitted on one log share their vocabularies' values)."""
+    key = ("codes", name, vocabulary.key)
+    if key not in batch.memo:
+        column = batch_column(batch, name)
+        batch.memo[key] = (np.full(len(batch.events), -1, dtype=np.int64) if column is None
+                           else vocabulary.codes(column))  # fmt: skip
+    return batch.memo[key]
 
 
 def _numbers(values: pd.Series) -> np.ndarray:
@@ -338,3 +383,179 @@ class PrefixEncoder:
             else:
                 parts.append(_one_hot(state.codes(values)[ends], len(state.values) + 1))
         return [p.astype(np.float32) for p in parts]
+
+
+def _latest_in_case(values: np.ndarray, missing: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per row, the row of the latest non-missing value at or before it within its case (``-1`` if none).
+
+    >>> _latest_in_case(np.array([1.0, np.nan, 3.0, np.nan]), np.array([False, True, False, True]),
+    ...                 np.array([0, 0, 2, 2])).tolist()
+    [0, 0, 2, 2]
+    """
+    rows = np.where(missing, -1, np.arange(len(values)))
+    latest = np.maximum.accumulate(rows) if len(rows) else rows
+    return np.where(latest >= starts, latest, -1)
+
+
+class TreeEncoder:
+    """Prefix features for gradient-boosted trees: categorical codes and missing values kept, nothing scaled.
+
+    Trees split on thresholds, so they need neither one-hot columns nor standardisation, and they learn from a
+    missing value (``NaN``) as well as from a value; distance-based models need :class:`PrefixEncoder` instead. Per
+    prefix, from its events only:
+
+    * **last state**: the last ``history`` activities and the last ``resource_history`` resources as integer codes
+      (``categorical_`` lists their columns), whether the resource changed;
+    * **times**: prefix length, elapsed time, time since the previous event's start and end, the last three events'
+      durations, hour, weekday and minute of the last event, the hour its work ended, summed durations, how long the
+      longest-running earlier work item still runs past the last start, how many events share the last start;
+    * **aggregates**: activity counts, time since each activity last occurred, distinct resources;
+    * **attributes**: case attributes and the latest value of event attributes (numbers as they are, text and
+      booleans as codes).
+
+    Durations are ``log1p`` of seconds; a prefix of one event has no "previous" figures (``NaN``). Codes: ``0..n-1``
+    known values, ``n`` unseen, ``n + 1`` none (before the case start, or missing).
+
+    Parameters
+    ----------
+    history, resource_history
+        How many last activities and last resources are encoded.
+    max_categories
+        Most frequent values kept per resource or text attribute; the rest are "unseen".
+
+    Examples
+    --------
+    >>> events = pd.DataFrame({"CASE_ID": ["a", "a", "b"], "ACTIVITY": ["x", "y", "x"],
+    ...                        "TIMESTAMP": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-01"], utc=True)})
+    >>> encoder = TreeEncoder(history=2, resource_history=0).fit(events)
+    >>> encoder.transform(PrefixBatch(events, np.array([1])))[0, :2].tolist()  # last activities: y, then x
+    [1.0, 0.0]
+    """
+
+    def __init__(self, history: int = 5, resource_history: int = 2, max_categories: int = 80):
+        self.history = history
+        self.resource_history = resource_history
+        self.max_categories = max_categories
+
+    def fit(self, events: pd.DataFrame, attributes: Sequence[Attribute] = ()) -> TreeEncoder:
+        """Learn the activity, resource and text-attribute vocabularies of the training events."""
+        self.activities_ = _Categories(sorted(events[ACTIVITY].dropna().astype(str).unique()))
+        self.resources_ = _Categories(self._frequent(events[RESOURCE]) if RESOURCE in events.columns else [])
+        self.attributes_: list[tuple[Attribute, _Categories | None]] = []
+        for attribute in attributes:
+            if attribute.family is Family.DATETIME:
+                continue  # absolute dates do not generalise to future cases; elapsed time covers time
+            numeric = attribute.family is Family.NUMBER
+            vocabulary = None if numeric else _Categories(self._frequent(events[attribute.name]))
+            self.attributes_.append((attribute, vocabulary))
+        activities = [*self.activities_.values, UNSEEN]
+        names = [f"last_{k}" for k in range(1, self.history + 1)]
+        names += [f"resource_{k}" for k in range(1, self.resource_history + 1)]
+        names += [a.name for a, codes in self.attributes_ if codes is not None]
+        self.categorical_ = list(range(len(names)))
+        names += ["same_resource", "prefix_length", "log_elapsed", "log_since_previous_start",
+                  "log_since_previous_end", "log_duration_1", "log_duration_2", "log_duration_3", "hour", "weekday",
+                  "minute_of_day", "end_hour", "tied_before", "log_total_duration", "log_running_past_start",
+                  "distinct_resources"]  # fmt: skip
+        names += [f"count={a}" for a in activities] + [f"log_since={a}" for a in activities]
+        names += [a.name for a, codes in self.attributes_ if codes is None]
+        self.feature_names_ = names
+        return self
+
+    def _frequent(self, values: pd.Series) -> list[str]:
+        counts = values.dropna().astype(str).value_counts()
+        return sorted(counts.index[: self.max_categories])
+
+    def transform(self, batch: PrefixBatch) -> np.ndarray:
+        """Feature rows (``float32``, ``NaN`` for missing), one per prefix of ``batch``."""
+        events, ends = batch.events, np.asarray(batch.ends, dtype=np.int64)
+        if not len(ends):
+            return np.zeros((0, len(self.feature_names_)), dtype=np.float32)
+        case, starts = batch_case_starts(batch)
+        first = starts[ends]
+        position = ends - first
+        n_activities, n_resources = len(self.activities_.values), len(self.resources_.values)
+        codes = batch_codes(batch, ACTIVITY, self.activities_)
+        codes = np.where(codes < 0, n_activities, codes)  # a missing activity counts as unseen
+        resources = batch_codes(batch, RESOURCE, self.resources_)
+        resources = np.where(resources < 0, n_resources + 1, resources)
+        start = batch_seconds(batch, order_time_column(events))
+        end = batch_seconds(batch, END_TIMESTAMP) if END_TIMESTAMP in events.columns else start
+        end = np.where(np.isnan(end), start, end)
+        duration = np.log1p(np.maximum(end - start, 0.0))
+        previous, has_previous = np.maximum(ends - 1, 0), position >= 1
+
+        columns = [np.where(position >= k, codes[np.maximum(ends - k, 0)], n_activities + 1)
+                   for k in range(self.history)]  # fmt: skip
+        columns += [np.where(position >= k, resources[np.maximum(ends - k, 0)], n_resources + 1)
+                    for k in range(self.resource_history)]  # fmt: skip
+        numbers = []
+        for attribute, vocabulary in self.attributes_:
+            if vocabulary is None:
+                values = batch_column(batch, attribute.name)
+                raw = np.full(len(events), np.nan) if values is None else _numbers(values)
+                missing = np.isnan(raw)
+            else:
+                raw = batch_codes(batch, attribute.name, vocabulary).astype(np.float64)
+                missing = raw < 0
+            latest = _latest_in_case(raw, missing, starts)[ends] if attribute.scope == "event" else ends
+            if vocabulary is None:
+                numbers.append(np.where(latest >= 0, raw[np.maximum(latest, 0)], np.nan))
+            else:
+                value = raw[np.maximum(latest, 0)]
+                columns.append(np.where((latest >= 0) & (value >= 0), value, len(vocabulary.values) + 1))
+        last = start[ends]
+        columns.append(np.where(has_previous, (resources[ends] == resources[previous]).astype(float), np.nan))
+        columns.append(position + 1.0)
+        columns.append(np.log1p(np.maximum(last - start[first], 0.0)))
+        columns.append(np.where(has_previous, np.log1p(np.maximum(last - start[previous], 0.0)), np.nan))
+        gap = last - end[previous]
+        columns.append(np.where(has_previous, np.sign(gap) * np.log1p(np.abs(gap)), np.nan))
+        columns += [np.where(position >= k, duration[np.maximum(ends - k, 0)], np.nan) for k in range(3)]
+        day = np.floor(last / _SECONDS_PER_DAY)
+        second_of_day = last - day * _SECONDS_PER_DAY
+        columns += [np.floor(second_of_day / 3600.0), (day + 3) % 7, second_of_day / 60.0]
+        columns.append(np.floor((end[ends] - np.floor(end[ends] / _SECONDS_PER_DAY) * _SECONDS_PER_DAY) / 3600.0))
+        new_run = np.r_[True, (start[1:] != start[:-1]) | (case[1:] != case[:-1])]
+        run_start = np.maximum.accumulate(np.where(new_run, np.arange(len(start)), 0))
+        columns.append((ends - run_start[ends]).astype(np.float64))  # earlier events at the same instant
+        total = np.cumsum(np.maximum(end - start, 0.0))
+        before = np.where(first > 0, total[np.maximum(first - 1, 0)], 0.0)
+        columns.append(np.log1p(np.maximum(total[ends] - before, 0.0)))
+        latest_end = _case_running_max(end, np.r_[True, case[1:] != case[:-1]])[ends] - last
+        columns.append(np.sign(latest_end) * np.log1p(np.abs(latest_end)))
+        seen = np.zeros(len(events))
+        _, first_use = np.unique(starts * (n_resources + 2) + resources, return_index=True)
+        seen[first_use] = 1.0
+        seen = np.cumsum(seen)
+        columns.append(seen[ends] - np.where(first > 0, seen[np.maximum(first - 1, 0)], 0.0))
+        head = np.column_stack(columns)
+
+        width = n_activities + 1
+        onehot = np.zeros((len(codes), width), dtype=np.float32)
+        onehot[np.arange(len(codes)), codes] = 1.0
+        cumulative = np.cumsum(onehot, axis=0)
+        counts = cumulative[ends] - np.where((first > 0)[:, None], cumulative[np.maximum(first - 1, 0)], 0.0)
+        rows = np.where(onehot > 0, np.arange(len(codes))[:, None], -1)
+        last_row = np.maximum.accumulate(rows, axis=0)[ends]
+        since = np.where(last_row >= first[:, None], np.log1p(np.maximum(last[:, None] - start[np.maximum(last_row, 0)],
+                                                                          0.0)), np.nan)  # fmt: skip
+        parts = [head, counts, since]
+        if numbers:
+            parts.append(np.column_stack(numbers))
+        return np.hstack(parts).astype(np.float32)
+
+
+def _case_running_max(values: np.ndarray, new_case: np.ndarray) -> np.ndarray:
+    """Running maximum of ``values`` that restarts at every new case (``NaN`` counts as lowest).
+
+    Exact whatever the batch: values become integer ranks, offset by the case number, so no float rounding depends
+    on how many cases precede a prefix (a prefix alone and in a batch get the same features).
+
+    >>> _case_running_max(np.array([3.0, 1.0, 2.0, 0.0, 5.0]), np.array([True, False, True, False, False])).tolist()
+    [3.0, 3.0, 2.0, 2.0, 5.0]
+    """
+    values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-np.inf)
+    distinct, rank = np.unique(values, return_inverse=True)
+    offset = (np.cumsum(new_case) - 1).astype(np.int64) * len(distinct)
+    return distinct[np.maximum.accumulate(rank.ravel() + offset) - offset]

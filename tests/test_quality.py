@@ -67,11 +67,11 @@ def test_every_plugin_stands_beside_strong_baselines_fitted_in_the_same_run(tied
     plugins = {plugin["key"]: plugin for plugin in status["plugins"]} if "key" in status["plugins"][0] else None
     metrics = {p.key: p.metrics for p in core.get_project(project.id).plugins}
     next_activity = metrics["knn-next-activity"]["baselines"]
-    assert set(next_activity) == {"ngram-next-activity", "gradient-boosting-next-activity"}
+    assert set(next_activity) == {"ngram-next-activity", "aggregate-boosting-next-activity"}
     for figures in next_activity.values():
         assert figures["support"] == metrics["knn-next-activity"]["support"]
         assert {"accuracy", "brier_score", "ece", "by_prefix_length"} <= set(figures)
-    alarm = metrics["random-forest-alarm"]["baselines"]["gradient-boosting-alarm"]
+    alarm = metrics["random-forest-alarm"]["baselines"]["aggregate-boosting-alarm"]
     assert alarm["support"] == metrics["random-forest-alarm"]["support"]
     assert {"roc_auc", "brier_score", "ece"} <= set(alarm)
     assert plugins is None or all("metrics" in p for p in plugins.values())

@@ -41,7 +41,7 @@ DISTRIBUTION_VALUES = 2000
 RUNNING = ("ACTIVATING", "STREAMING", "SIMULATING")
 #: Column titles of the live table by prescription type (the plugin's name when a type occurs twice).
 SHORT_TITLES = {"NEXT_ACTIVITY": "Next activity", "ALARM": "Alarm", "TREATMENT_EFFECT": "Treatment effect",
-                "RESOURCE_ALLOCATION": "Resource"}  # fmt: skip
+                "RESOURCE_ALLOCATION": "Resource", "REMAINING_TIME": "Remaining time"}  # fmt: skip
 MODES = {"Simulation (replay held-out cases)": "simulating", "Streaming (events posted over REST)": "streaming"}
 PACES = {"Fixed interval": "interval", "The log's real time, sped up": "speed"}
 
