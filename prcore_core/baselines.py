@@ -41,8 +41,9 @@ from prcore_core.plugin import (
 
 #: The feature blocks of the gradient-boosted baselines (see the module docstring).
 AGGREGATE_BLOCKS = ("last", "counts", "time", "attributes")
-#: Training prefixes the gradient-boosted baselines learn from at most (whole cases, seeded sample).
-MAX_BASELINE_PREFIXES = 60_000
+#: Training prefixes the gradient-boosted baselines learn from at most (whole cases, seeded sample): the budget of
+#: the boosted plugins, so that features, not data, make the difference.
+MAX_BASELINE_PREFIXES = 30_000
 #: The latest share of the training cases (by start time) on which boosting rounds are chosen.
 VALIDATION_SHARE = 0.15
 _CHUNK = 65_536

@@ -16,6 +16,7 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -98,13 +99,49 @@ def fit_and_measure(
     evaluation_seconds = time.perf_counter() - started - fit_seconds
     instance.save(model_file)
     baselines_started = time.perf_counter()
-    baselines = measure_baselines(plugin_class.prescription_type, training, held_out, progress(0.75, 0.98))
+    baselines = shared_baselines(plugin_class.prescription_type, training, held_out, Path(model_file).parent,
+                                 progress(0.75, 0.98))  # fmt: skip
     metrics = {**metrics, "training_seconds": round(fit_seconds, 3), "evaluation_seconds": round(evaluation_seconds, 3),
                "held_out_cases": held_out.n_cases}  # fmt: skip
     if baselines:
         metrics["baselines"] = baselines
         metrics["baseline_seconds"] = round(time.perf_counter() - baselines_started, 3)
     return _json_safe(metrics)
+
+
+def shared_baselines(prescription_type: str, training, held_out, directory: Path, progress) -> dict:
+    """The baselines of a prescription type for this run, measured once: plugins of the same type (in threads or
+    worker processes) share them through a file in the run's directory, written under a lock by the first."""
+    import json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"baselines-{prescription_type}.json"
+    with (directory / f"baselines-{prescription_type}.lock").open("w") as lock, _file_lock(lock):
+        if path.exists():
+            return json.loads(path.read_text())
+        baselines = _json_safe(measure_baselines(prescription_type, training, held_out, progress))
+        path.with_suffix(".tmp").write_text(json.dumps(baselines))
+        path.with_suffix(".tmp").replace(path)
+        return baselines
+
+
+_LOCAL_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _file_lock(file):
+    """An exclusive lock across processes (``flock``; where there is none, across this process's threads)."""
+    try:
+        import fcntl
+    except ImportError:  # not on Windows: plugins train in threads there anyway
+        with _LOCAL_LOCK:
+            yield
+        return
+    fcntl.flock(file, fcntl.LOCK_EX)  # the second plugin of a type waits for the first one's figures
+    try:
+        yield
+    finally:
+        fcntl.flock(file, fcntl.LOCK_UN)
 
 
 @dataclasses.dataclass(frozen=True)
