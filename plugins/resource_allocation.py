@@ -1,14 +1,17 @@
 """Resource allocation by treatment effect (PrCore's CausalLift resource allocation plugin, reference 8.9, redone).
 
-The model is the one of :class:`~plugins.causal_treatment_effect.CausalTreatmentEffect` (same training, same
-held-out uplift metrics; when both plugins train on the same data in one process, the model is fitted once and
-shared). For a running case whose estimated CATE is positive, the plugin books the first resource
-of ``available_resources`` that is free now for ``treatment_duration``::
+The model and the recommendation rule are those of :class:`~plugins.causal_treatment_effect.CausalTreatmentEffect`
+(same decision points, identification checks, intervals and held-out metrics; within one process the model is
+fitted once and shared). A resource is booked only where the treatment effect plugin would recommend the treatment
+(the lower bound of the CATE interval above ``threshold``, at an identifiable decision point): then the first
+resource of ``available_resources`` that is free now, for ``treatment_duration``::
 
-    {"output": {"cate": 0.31, "resource": "Resource_B", "allocated_until": "2024-06-03T11:00:00+00:00"}}
+    {"output": {"cate": 0.31, "cate_low": 0.12, "cate_high": 0.5, "resource": "Resource_B",
+                "allocated_until": "2024-06-03T11:00:00+00:00"}, "recommend_treatment": true, "reason": "Treat: ..."}
 
-and otherwise answers ``output: None`` with PrCore's reasons ("The CATE is less than or equal to 0, so no resource
-allocation is needed", "There is no available resource").
+Otherwise ``output`` is ``None`` with the reason: the treatment effect plugin's (not identifiable, not possible at
+this point, already applied, the interval not above the threshold), prefixed with "No resource is allocated", or
+PrCore's "There is no available resource".
 
 What changed from PrCore
 ------------------------
@@ -20,12 +23,11 @@ What changed from PrCore
   concurrent prescriptions never book the same resource.
 * A case that holds a live allocation keeps it: a later prefix of the same case is answered with the same resource
   and the same ``allocated_until`` instead of taking a second resource (PrCore booked one per event).
-* Prefixes outside overlap (the treatment was almost never applied to comparable cases, so their effect is an
-  extrapolation) get no resource.
+* A positive CATE is not enough (PrCore booked on ``cate > 0``): the treatment must be recommended.
 
 Allocation rules: a resource is free at ``context.now`` if it was never allocated or its allocation ended at or
-before ``now``. A case whose CATE has meanwhile dropped to 0 or below gets the "CATE" answer, but its booking is not
-released early (the resource may already be at work). Expired bookings are dropped from the state when it is next
+before ``now``. A case no longer recommended gets the "not recommended" answer, but its booking is not released
+early (the resource may already be at work). Expired bookings are dropped from the state when it is next
 written. The state is ``{"allocations": {resource: {"case_id": ..., "case_start": ISO datetime, "until": ISO
 datetime}}}``; a booking belongs to the case with that id *and* that first-event time (see
 :func:`_case_identities`).
@@ -46,12 +48,8 @@ from prcore_core.context import PredictionContext
 from prcore_core.dataset import LabelledLog, PrefixBatch, order_time_column, position_in_case
 from prcore_core.plugin import PrescriptionType, Progress, no_progress, null_output
 
-NO_EFFECT = "The CATE is less than or equal to 0, so no resource allocation is needed"
+NO_EFFECT = "No resource is allocated"
 NO_RESOURCE = "There is no available resource"
-NO_OVERLAP = (
-    "The treatment was (almost) never applied to comparable cases, so its effect cannot be estimated and no "
-    "resource is allocated"
-)
 NOT_TRAINED = "The plugin is not trained"
 #: How :meth:`PrefixBatch.from_prefixes` marks the case ids of separate prefix tables (``"<n>\x1f<case id>"``).
 _PREFIX_MARK = "\x1f"
@@ -91,10 +89,9 @@ class ResourceAllocation(CausalTreatmentEffect):
     aliases = ("plugin-causallift-resource-allocation",)
     title = "Resource allocation"
     description = (
-        "This plugin allocates a resource to perform the treatment on a running case when its estimated "
-        "conditional average treatment effect (CATE) is positive: the first of the available resources that is "
-        "free now, for the treatment duration. The CATE comes from a causalml meta-learner fitted once on prefixes "
-        "that end before the treatment."
+        "This plugin allocates a resource to perform the treatment on a running case when the causal treatment "
+        "effect plugin recommends the treatment (the lower bound of the CATE interval above the threshold, where the "
+        "effect is identifiable): the first of the available resources that is free now, for the treatment duration."
     )
     prescription_type = PrescriptionType.RESOURCE_ALLOCATION
 
@@ -156,8 +153,8 @@ class ResourceAllocation(CausalTreatmentEffect):
         return self
 
     def evaluate(self, log: LabelledLog, progress: Progress = no_progress) -> dict[str, Any]:
-        """The uplift metrics of :meth:`CausalTreatmentEffect.evaluate`, plus ``allocation_share``: the share of
-        held-out prefixes (before treatment and outcome) that would get a resource if resources were unlimited."""
+        """The metrics of :meth:`CausalTreatmentEffect.evaluate`, plus ``allocation_share``: the share of held-out
+        decision points that would get a resource if resources were unlimited (the share recommended)."""
         metrics = super().evaluate(log, progress)
         if "recommend_share" in metrics:
             metrics["allocation_share"] = metrics["recommend_share"]
@@ -167,33 +164,37 @@ class ResourceAllocation(CausalTreatmentEffect):
     def predict(self, batch: PrefixBatch, context: PredictionContext | None = None) -> list[dict[str, Any]]:
         if not len(batch):
             return []
-        if not hasattr(self, "model_"):
+        if not hasattr(self, "estimator_"):
             return [null_output(NOT_TRAINED) for _ in range(len(batch))]
         context = context or PredictionContext()
         effects = self._effects(batch)
-        cases = _case_identities(batch)
         predictions: list[dict[str, Any] | None] = [None] * len(batch)
         wanted = []
         for i, effect in enumerate(effects):
-            cate = effect["output"]["cate"]
-            if cate <= 0:
-                predictions[i] = {**null_output(NO_EFFECT), "cate": cate}
-            elif not effect["overlap"]:
-                predictions[i] = {**null_output(NO_OVERLAP), "cate": cate, "propensity": effect["propensity"]}
-            else:
+            if effect.get("recommend_treatment"):
                 wanted.append(i)
+                continue
+            prediction = {**null_output(f"{NO_EFFECT}: {effect.get('reason') or effect.get('detail')}"),
+                          "recommend_treatment": False, "reason": effect.get("reason")}  # fmt: skip
+            if effect.get("output"):
+                prediction["cate"] = effect["output"]["cate"]
+            predictions[i] = prediction
         if wanted:
+            cases = _case_identities(batch)  # only when booking: it reads the time column (pandas, per call)
             now = _utc(context.now)
             with context.state.transaction() as state:
                 allocations = self._live_allocations(state.get("allocations") or {}, now)
                 for i in wanted:
-                    cate = effects[i]["output"]["cate"]
+                    effect = effects[i]["output"]
+                    interval = {k: effect[k] for k in ("cate", "cate_low", "cate_high") if k in effect}
                     booking = self._book(allocations, cases[i], now)
                     if booking is None:
-                        predictions[i] = {**null_output(NO_RESOURCE), "cate": cate}
+                        predictions[i] = {**null_output(NO_RESOURCE), **interval, "recommend_treatment": True,
+                                          "reason": effects[i].get("reason")}  # fmt: skip
                     else:
                         resource, until = booking
-                        predictions[i] = {"output": {"cate": cate, "resource": resource, "allocated_until": until}}
+                        predictions[i] = {"output": {**interval, "resource": resource, "allocated_until": until},
+                                          "recommend_treatment": True, "reason": effects[i].get("reason")}  # fmt: skip
                 state["allocations"] = allocations
         return predictions  # type: ignore[return-value]
 
@@ -226,4 +227,4 @@ class ResourceAllocation(CausalTreatmentEffect):
         return None
 
 
-__all__ = ["NO_EFFECT", "NO_OVERLAP", "NO_RESOURCE", "ResourceAllocation"]
+__all__ = ["NO_EFFECT", "NO_RESOURCE", "ResourceAllocation"]

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from plugins.causal_treatment_effect import CausalTreatmentEffect
-from plugins.resource_allocation import NO_EFFECT, NO_OVERLAP, NO_RESOURCE, ResourceAllocation
+from plugins.resource_allocation import NO_EFFECT, NO_RESOURCE, ResourceAllocation
 from prcore_core import errors, registry
 from prcore_core.conformance import check_plugin, demo_logs
 from prcore_core.context import PersistentState, PredictionContext
@@ -35,7 +35,7 @@ def fitted(logs):
 
 
 class FixedEffects(ResourceAllocation):
-    """The allocation logic with chosen CATEs per case (no model): ``cates[case] = (cate, overlap)``."""
+    """The allocation logic with chosen effects per case (no model): ``cates[case] = (cate, recommended)``."""
 
     key = "fixed-effects"
 
@@ -43,13 +43,15 @@ class FixedEffects(ResourceAllocation):
         super().__init__(**params)
         self.cates = cates
         self.resources_, self.treatment_seconds_ = self._resources_and_duration(info)
-        self.model_ = object()
+        self.estimator_ = object()
 
     def _effects(self, batch):
         effects = []
         for case in batch.case_ids:
-            cate, overlap = self.cates[str(case).rsplit("\x1f", 1)[-1]]
-            effects.append({"output": {"cate": cate}, "overlap": overlap, "propensity": 0.5 if overlap else 0.001})
+            cate, recommended = self.cates[str(case).rsplit("\x1f", 1)[-1]]
+            reason = "Treat: sure" if recommended else "Not recommended: unsure"
+            effects.append({"output": {"cate": cate, "cate_low": cate - 0.1, "cate_high": cate + 0.1},
+                            "recommend_treatment": recommended, "reason": reason})  # fmt: skip
         return effects
 
 
@@ -128,12 +130,14 @@ def test_first_free_resource_in_order_then_none():
     state = PersistentState()
     results = allocate(plugin, state, NOW, "a", "b", "c", "d")
     until = (NOW + dt.timedelta(hours=1)).isoformat()
+    interval = {"cate": 0.2, "cate_low": 0.1, "cate_high": 0.30000000000000004}
     assert [r["output"] for r in results[:3]] == [
-        {"cate": 0.2, "resource": "Resource_A", "allocated_until": until},
-        {"cate": 0.2, "resource": "Resource_B", "allocated_until": until},
-        {"cate": 0.2, "resource": "Resource_C", "allocated_until": until},
+        {**interval, "resource": "Resource_A", "allocated_until": until},
+        {**interval, "resource": "Resource_B", "allocated_until": until},
+        {**interval, "resource": "Resource_C", "allocated_until": until},
     ]
-    assert results[3] == {"output": None, "detail": NO_RESOURCE, "cate": 0.2}
+    assert results[3] == {"output": None, "detail": NO_RESOURCE, **interval, "recommend_treatment": True,
+                          "reason": "Treat: sure"}  # fmt: skip
     assert until == "2024-06-03T11:00:00+00:00"
     assert state.snapshot()["allocations"]["Resource_B"] == {
         "case_id": "b", "case_start": "2024-06-03T00:00:00+00:00", "until": until
@@ -173,15 +177,25 @@ def test_allocations_expire():
     assert freed[0]["output"]["resource"] == "Resource_C"
 
 
-def test_no_allocation_without_positive_effect_or_overlap():
-    plugin = FixedEffects({"zero": (0.0, True), "negative": (-0.1, True), "outside": (0.3, False), "ok": (0.1, True)})
+def test_no_allocation_unless_the_treatment_is_recommended():
+    """The rule of the treatment effect plugin: a positive CATE whose interval reaches 0 books nothing."""
+    plugin = FixedEffects({"negative": (-0.1, False), "unsure": (0.3, False), "ok": (0.1, True)})
     state = PersistentState()
-    results = allocate(plugin, state, NOW, "zero", "negative", "outside", "ok")
-    assert results[0] == {"output": None, "detail": NO_EFFECT, "cate": 0.0}
-    assert results[1] == {"output": None, "detail": NO_EFFECT, "cate": -0.1}
-    assert results[2]["output"] is None and results[2]["detail"] == NO_OVERLAP
-    assert results[3]["output"]["resource"] == "Resource_A"  # the gated prefixes took nothing
+    results = allocate(plugin, state, NOW, "negative", "unsure", "ok")
+    assert results[0] == {"output": None, "detail": f"{NO_EFFECT}: Not recommended: unsure", "cate": -0.1,
+                          "recommend_treatment": False, "reason": "Not recommended: unsure"}  # fmt: skip
+    assert results[1]["output"] is None and results[1]["cate"] == 0.3 and not results[1]["recommend_treatment"]
+    assert results[2]["output"]["resource"] == "Resource_A" and results[2]["recommend_treatment"]
     assert list(state.snapshot()["allocations"]) == ["Resource_A"]
+
+
+def test_not_a_decision_point_or_not_identifiable_books_nothing(logs, fitted):
+    batch = logs[1].prefixes()
+    results = fitted.predict(batch, PredictionContext(now=NOW, state=PersistentState()))
+    effects = CausalTreatmentEffect.predict(fitted, batch)
+    for effect, result in zip(effects, results, strict=True):
+        if effect["output"] is None:
+            assert result["output"] is None and result["detail"] == f"{NO_EFFECT}: {effect['detail']}"
 
 
 def test_streamed_prefixes_keep_their_case_identity_and_naive_now_is_utc():
@@ -253,19 +267,21 @@ def test_concurrent_prescriptions_never_share_a_resource():
     assert len(allocations) == 3 and len({a["case_id"] for a in allocations.values()}) == 3
 
 
-def test_the_real_model_gates_on_the_estimated_effect(logs, fitted):
+def test_the_real_model_gates_on_the_recommendation(logs, fitted):
     batch = logs[1].prefixes()
     effects = CausalTreatmentEffect.predict(fitted, batch)
     state = PersistentState()
     results = fitted.predict(batch, PredictionContext(now=NOW, state=state))
     assert len(results) == len(batch)
-    cates = np.array([e["output"]["cate"] for e in effects])
-    assert (cates > 0).any() and (cates <= 0).any()
+    recommended = [e["recommend_treatment"] for e in effects]
+    assert any(recommended) and not all(recommended)
     for effect, result in zip(effects, results, strict=True):
-        if effect["output"]["cate"] <= 0:
-            assert result == {"output": None, "detail": NO_EFFECT, "cate": effect["output"]["cate"]}
+        assert result["recommend_treatment"] == effect["recommend_treatment"]
+        if not effect["recommend_treatment"]:
+            assert result["output"] is None and result["detail"].startswith(NO_EFFECT)
         elif result["output"] is not None:
-            assert result["output"]["cate"] == effect["output"]["cate"] > 0
+            assert result["output"]["cate"] == effect["output"]["cate"]
+            assert result["output"]["cate_low"] > fitted.threshold
     booked = {r["output"]["resource"] for r in results if r["output"] is not None}
     assert booked == set(INFO["available_resources"])
     assert len(state.snapshot()["allocations"]) == 3
@@ -278,17 +294,17 @@ def test_settings_survive_save_and_load(tmp_path, fitted):
 
 def test_evaluate_adds_the_allocation_share(logs, fitted):
     metrics = fitted.evaluate(logs[1])
-    assert 0.0 < metrics["allocation_share"] <= 1.0
-    assert {"qini", "auuc", "support", "by_prefix_length"} <= set(metrics)
+    assert 0.0 < metrics["allocation_share"] == metrics["recommend_share"] <= 1.0
+    assert {"qini", "auuc", "support", "by_prefix_length", "policy_value", "identification"} <= set(metrics)
 
 
 def test_shares_the_fit_of_the_treatment_effect_plugin(logs, fitted):
     """Both plugins fit the same model on the same training cases: within a process it is fitted once."""
     effect = CausalTreatmentEffect().fit(dataclasses.replace(logs[0], additional_info={}))
-    assert effect.model_ is fitted.model_ and effect.encoder_ is fitted.encoder_
-    assert effect.evaluate(logs[1])["qini"] == fitted.evaluate(logs[1])["qini"]
+    assert effect.estimator_ is fitted.estimator_ and effect.features_ is fitted.features_
+    assert effect.evaluate(logs[1])["policy_value"] == fitted.evaluate(logs[1])["policy_value"]
     reseeded = ResourceAllocation(seed=1).fit(logs[0])
-    assert reseeded.model_ is not fitted.model_
+    assert reseeded.estimator_ is not fitted.estimator_
     changed = logs[0].labels.copy()
     changed.iloc[0, changed.columns.get_loc(TREATMENT)] = 1 - changed.iloc[0, changed.columns.get_loc(TREATMENT)]
-    assert ResourceAllocation().fit(dataclasses.replace(logs[0], labels=changed)).model_ is not fitted.model_
+    assert ResourceAllocation().fit(dataclasses.replace(logs[0], labels=changed)).estimator_ is not fitted.estimator_

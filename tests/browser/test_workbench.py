@@ -149,6 +149,11 @@ def test_training_view_shows_metrics_by_prefix_length(wb):
         wb.wait(f".wb-plugin-{plugin} .wb-plugin-metrics")
         wb.wait(f".wb-plugin-{plugin} .wb-plugin-plot canvas")
     wb.wait_text(".wb-plugin-knn-next-activity .wb-plugin-metrics", "accuracy")
+    for plugin in ("boosted-next-activity", "random-forest-alarm"):  # each beside its baselines, same prefixes
+        wb.wait_text(f".wb-plugin-{plugin} .wb-baselines", "Gradient boosting on aggregate and last-state features")
+        wb.wait_text(f".wb-plugin-{plugin} .wb-baseline-verdict", "than the strongest baseline")
+        wb.wait(f".wb-plugin-{plugin} .wb-plugin-plot canvas")
+    wb.wait_text(".wb-plugin-remaining-time .wb-plugin-metrics", "mae_days")
     wb.screenshot("training")
     # the project's definition opens in the editor, ready to be changed and retrained
     wb.click(".wb-edit-definition")

@@ -28,6 +28,8 @@ def _clock(text) -> str:
 def summary(prescription: Mapping[str, Any], full: bool = False) -> str:
     """One short line: what the plugin says for this prefix (``full``: with the reason when it says nothing)."""
     kind, output = prescription.get("type"), prescription.get("output")
+    if output is None and kind in ("TREATMENT_EFFECT", "RESOURCE_ALLOCATION"):
+        return _no_treatment(prescription, full)
     if output is None:
         return f"— {prescription.get('detail') or 'no prescription'}" if full else "—"
     if kind == "NEXT_ACTIVITY":
@@ -41,12 +43,44 @@ def summary(prescription: Mapping[str, Any], full: bool = False) -> str:
     if kind == "TREATMENT_EFFECT" and isinstance(output, Mapping):
         cate = _number(output.get("cate"))
         verdict = "treat" if prescription.get("recommend_treatment") else "don't treat"
-        return f"{verdict} {cate:+.2f}" if cate is not None else verdict
+        if cate is None:
+            return verdict
+        text = f"{verdict} {cate:+.2f}{_interval(output)}"
+        return f"{text} · {prescription['reason']}" if full and prescription.get("reason") else text
     if kind == "RESOURCE_ALLOCATION" and isinstance(output, Mapping):
         until = output.get("allocated_until")
         return f"{output.get('resource')} until {_clock(until)}" if until else str(output.get("resource"))
     text = str(output)
     return text if full or len(text) <= 60 else text[:57] + "…"
+
+
+#: Short words for a treatment-effect prescription without an effect, by its ``advice``.
+_NO_EFFECT_WORDS = {
+    "not identifiable": "not identifiable",
+    "not possible here": "not possible here",
+    "already treated": "already treated",
+    "outcome known": "outcome known",
+}
+
+
+def _interval(output: Mapping[str, Any]) -> str:
+    low, high = _number(output.get("cate_low")), _number(output.get("cate_high"))
+    return f" [{low:+.2f}, {high:+.2f}]" if low is not None and high is not None else ""
+
+
+def _no_treatment(prescription: Mapping[str, Any], full: bool) -> str:
+    """A treatment-effect or allocation prescription that prescribes nothing: why, in a word or in full."""
+    words = _NO_EFFECT_WORDS.get(str(prescription.get("advice")))
+    if words is None:
+        cate = _number(prescription.get("cate"))
+        words = f"no resource (CATE {cate:+.2f})" if cate is not None else "—"
+        detail = prescription.get("detail")
+        if detail and "not identifiable" in detail:
+            words = "not identifiable"
+        elif detail and "not possible at this point" in detail:
+            words = "not possible here"
+    detail = prescription.get("detail") or prescription.get("reason")
+    return f"{words} — {detail}" if full and detail else words
 
 
 def alarm_probability(prescription: Mapping[str, Any]) -> float | None:

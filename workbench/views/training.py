@@ -77,6 +77,63 @@ def metrics_table(metrics: dict) -> str:
     return "<table>" + "".join("<tr>" + "".join(r) + "</tr>" for r in rows) + "</table>"
 
 
+def causal_diagnostics(metrics: dict) -> str:
+    """A treatment-effect plugin's identification checks and policy value in plain words (empty for other plugins).
+
+    The checks decide whether the plugin's advice can be trusted at all, so they come before the figures: a reader
+    must see "not identifiable" and why before any number.
+    """
+    identification = metrics.get("identification")
+    if not isinstance(identification, dict):
+        return ""
+    esc = html.escape
+    lines = []
+    where = ", ".join(identification.get("decision_activities") or []) or "nowhere"
+    lines.append(f"Decision points: after <b>{esc(where)}</b> "
+                 f"({fmt_int(identification.get('decision_prefixes', 0))} training prefixes of "
+                 f"{fmt_int(identification.get('decision_cases', 0))} cases); elsewhere the plugin says the treatment "
+                 "is not possible.")  # fmt: skip
+    if metrics.get("identifiable"):
+        lines.append('<b style="color:#1a7f37">The effect is identifiable</b> from the training cases: the checks '
+                     "below passed.")  # fmt: skip
+    else:
+        reasons = "; ".join(identification.get("reasons") or []) or "the checks did not pass"
+        lines.append(f'<b style="color:#b42318">The effect is not identifiable</b>: {esc(reasons)}. '
+                     "Nothing is recommended.")  # fmt: skip
+    overlap = identification.get("overlap_share")
+    if overlap is not None:
+        lines.append(f"Overlap: {overlap:.0%} of the decision points have comparable treated and untreated cases "
+                     "(propensity between 0.05 and 0.95).")  # fmt: skip
+    balance = identification.get("balance") or {}
+    if balance.get("features"):
+        worst = balance["features"][0]
+        lines.append(f"Balance: the largest standardised difference between treated and untreated cases is "
+                     f"{balance['max_before']:.2f} before weighting and {balance['max_after']:.2f} after "
+                     f"(worst feature: {esc(str(worst['feature']))}, {worst['before']:+.2f} → {worst['after']:+.2f}; "
+                     "below 0.1 is well balanced).")  # fmt: skip
+    placebo = identification.get("placebo")
+    if isinstance(placebo, dict):
+        verdict = "indistinguishable from 0, as it should be" if placebo.get("passed") else "NOT 0: the check failed"
+        lines.append(f"Placebo: with the treatment shuffled at random the estimated effect is {placebo['effect']:+.3f} "
+                     f"(standard error {placebo['standard_error']:.3f}), {verdict}.")  # fmt: skip
+    if metrics.get("policy_value") is not None:
+        baselines = metrics.get("baselines") or {}
+        parts = []
+        for key, label in (("treat-all", "treating everyone"), ("treat-none", "treating no one")):
+            figures = baselines.get(key) or {}
+            gain = metrics.get(f"policy_gain_vs_{key.replace('-', '_')}") or {}
+            if figures.get("policy_value") is not None and gain.get("value") is not None:
+                sure = "better" if gain["low"] > 0 else "worse" if gain["high"] < 0 else "not clearly different"
+                parts.append(f"{label} {figures['policy_value']:.1%} (difference {gain['value']:+.1%}, 95 % interval "
+                             f"{gain['low']:+.1%} to {gain['high']:+.1%}: {sure})")  # fmt: skip
+        lines.append(f"Policy value on held-out cases: following the advice, {metrics['policy_value']:.1%} of cases "
+                     f"reach the desired outcome (95 % interval {metrics['policy_value_low']:.1%} to "
+                     f"{metrics['policy_value_high']:.1%}); {'; '.join(parts)}. The advice recommends the treatment "
+                     f"to {metrics.get('recommend_share', 0):.0%} of the held-out decision points.")  # fmt: skip
+    items = "".join(f"<li>{line}</li>" for line in lines)
+    return f'<div class="wb-causal-diagnostics"><ul style="margin:4px 0 8px 0">{items}</ul></div>'
+
+
 class PluginPanel(pn.viewable.Viewer):
     """One plugin of the project: status, progress, sentence, error, metrics and their plot by prefix length."""
 
@@ -123,8 +180,8 @@ class PluginPanel(pn.viewable.Viewer):
             self.error.clear()
         if plugin.metrics and plugin.metrics != self._metrics:
             self._metrics = plugin.metrics
-            self.metrics.object = ("<b>Held-out metrics</b>" + metrics_table(plugin.metrics)
-                                   + baselines_table(plugin.metrics))  # fmt: skip
+            self.metrics.object = ("<b>Held-out metrics</b>" + causal_diagnostics(plugin.metrics)
+                                   + metrics_table(plugin.metrics) + baselines_table(plugin.metrics))  # fmt: skip
             self.metrics.visible = True
             rows = plugin.metrics.get("by_prefix_length") or []
             self.pending_plot = (plugin.metrics, plugin.name) if rows else None
