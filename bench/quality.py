@@ -259,15 +259,19 @@ def main() -> None:
                 metrics = plugin.metrics or {}
                 shown = {
                     k: metrics[k]
-                    for k in ("accuracy", "roc_auc", "brier_score", "ece", "mae_days", "coverage", "qini", "auuc")
+                    for k in ("accuracy", "roc_auc", "brier_score", "ece", "mae_days", "coverage", "qini", "auuc",
+                              "policy_value", "policy_value_low", "policy_value_high", "recommend_share")
                     if metrics.get(k) is not None
                 }
                 line = ", ".join(f"{k} {v}" for k, v in shown.items())
                 print(f"  {plugin.key:<34} {line}; fit {metrics.get('training_seconds')} s")
+                if plugin.prescription_type == "TREATMENT_EFFECT":
+                    verdict = "identifiable" if metrics.get("identifiable") else "NOT identifiable"
+                    print(f"    {verdict}: {metrics.get('detail') or 'the identification checks passed'}")
                 for key, figures in (metrics.get("baselines") or {}).items():
                     shown = {
                         k: figures[k]
-                        for k in ("accuracy", "roc_auc", "brier_score", "ece")
+                        for k in ("accuracy", "roc_auc", "brier_score", "ece", "mae_days", "policy_value")
                         if figures.get(k) is not None
                     }
                     print(f"    baseline {key:<31} {', '.join(f'{k} {v}' for k, v in shown.items())}")

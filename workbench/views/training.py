@@ -17,8 +17,10 @@ from workbench.views.widgets import Message, badge, fmt_int, heading, slug
 HEADLINE = ("accuracy", "roc_auc", "brier_score", "ece", "mae_days", "coverage", "precision", "recall", "f1_score",
             "qini", "auuc", "support", "held_out_cases")  # fmt: skip
 #: The figure that ranks a plugin against its baselines, with whether lower is better.
-RANKING = (("accuracy", False), ("roc_auc", False), ("mae_days", True), ("qini", False))
-COMPARED = ("accuracy", "roc_auc", "brier_score", "ece", "log_loss", "mae_days", "coverage")
+RANKING = (
+    ("accuracy", False), ("roc_auc", False), ("mae_days", True), ("policy_value", False), ("qini", False),
+)  # fmt: skip
+COMPARED = ("accuracy", "roc_auc", "brier_score", "ece", "log_loss", "mae_days", "coverage", "policy_value")
 
 
 def ranking_metric(metrics: dict) -> tuple[str, bool] | None:
