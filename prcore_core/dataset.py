@@ -69,6 +69,21 @@ def sort_events(events: pd.DataFrame) -> pd.DataFrame:
     return events.sort_values([CASE_ID, *time_order_keys(events)], kind="stable").reset_index(drop=True)
 
 
+def column_values(events: pd.DataFrame, name: str):
+    """The values of one column (a numpy or pandas array) without building a Series, or ``None`` without it.
+
+    Plugins read a few columns of small tables for every streamed prefix; ``events[name]`` builds a new Series each
+    time (tens of microseconds in pandas 3), the block manager's array costs a tenth of that. Falls back to the
+    public path where pandas differs.
+    """
+    if name not in events.columns:
+        return None
+    try:
+        return events._mgr.iget_values(events.columns.get_loc(name))
+    except (AttributeError, TypeError):
+        return events[name].array
+
+
 def split_by_start_time(events: pd.DataFrame, training_share: float):
     """Cases ordered by their first event; the earliest ``training_share`` train, the rest are held out."""
     time = order_time_column(events)

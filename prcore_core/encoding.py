@@ -36,6 +36,7 @@ from prcore_core.dataset import (
     Attribute,
     PrefixBatch,
     case_starts,
+    column_values,
     order_time_column,
 )
 
@@ -69,7 +70,7 @@ class _Categories:
         """Codes ``0..n-1`` for known values, ``n`` for unseen ones, ``-1`` for missing."""
         if len(series) <= _SMALL:
             return self._small_codes(series)
-        text = series.astype("string")
+        text = series.astype("string") if isinstance(series, pd.Series) else pd.Series(series).astype("string")
         codes = pd.Index(self.values, dtype="string").get_indexer(text).astype(np.int64)
         codes[(codes < 0) & text.notna().to_numpy()] = len(self.values)
         return codes
@@ -79,7 +80,8 @@ class _Categories:
         if lookup is None:
             lookup = self.__dict__["_lookup"] = {value: code for code, value in enumerate(self.values)}
         unseen = len(self.values)
-        raw = series.to_numpy(dtype=object, na_value=None)
+        raw = (series.to_numpy(dtype=object, na_value=None) if hasattr(series, "to_numpy")
+               else np.asarray(series, dtype=object))  # fmt: skip
         return np.fromiter(
             (-1 if v is None or v is pd.NA or v != v else lookup.get(str(v), unseen) for v in raw), np.int64, len(raw)
         )
@@ -132,21 +134,24 @@ def seconds_since_epoch(time: pd.Series) -> np.ndarray:
     Naive datetimes count as UTC; other columns are parsed first.
     """
     if not pd.api.types.is_datetime64_any_dtype(time.dtype):
-        time = pd.to_datetime(time, utc=True, errors="coerce", format="ISO8601")
+        time = pd.to_datetime(pd.Series(time), utc=True, errors="coerce", format="ISO8601")
     dtype = time.dtype
     unit = dtype.unit if isinstance(dtype, pd.DatetimeTZDtype) else np.datetime_data(dtype)[0]
-    ticks = time.array.asi8  # integers in the column's unit, NaT as the smallest int64
+    array = time.array if isinstance(time, pd.Series) else time
+    if isinstance(array, np.ndarray):
+        array = pd.array(array)
+    ticks = array.asi8  # integers in the column's unit, NaT as the smallest int64
     seconds = ticks / _TICKS_PER_SECOND[unit]
     seconds[ticks == np.iinfo(np.int64).min] = np.nan
     return seconds
 
 
-def batch_column(batch: PrefixBatch, name: str) -> pd.Series | None:
-    """A column of the batch's events, or ``None``; looked up once per batch (``events[name]`` costs tens of
-    microseconds, and several plugins encode the same streamed prefix)."""
+def batch_column(batch: PrefixBatch, name: str):
+    """The values of a column of the batch's events (:func:`~prcore_core.dataset.column_values`), or ``None``;
+    read once per batch (several plugins encode the same streamed prefix)."""
     key = ("column", name)
     if key not in batch.memo:
-        batch.memo[key] = batch.events[name] if name in batch.events.columns else None
+        batch.memo[key] = column_values(batch.events, name)
     return batch.memo[key]
 
 
@@ -162,7 +167,7 @@ def batch_seconds(batch: PrefixBatch, name: str) -> np.ndarray | None:
 def batch_case_starts(batch: PrefixBatch) -> tuple[np.ndarray, np.ndarray]:
     """The case id of every event row and the row where its case starts, once per batch."""
     if "case_starts" not in batch.memo:
-        case = batch_column(batch, CASE_ID).to_numpy()
+        case = np.asarray(batch_column(batch, CASE_ID))
         batch.memo["case_starts"] = (case, case_starts(case))
     return batch.memo["case_starts"]
 
@@ -180,9 +185,12 @@ def batch_codes(batch: PrefixBatch, name: str, vocabulary: _Categories) -> np.nd
 
 def _numbers(values: pd.Series) -> np.ndarray:
     """Floats of a number or boolean column (``NaN`` for missing or unparseable values)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+        return values.astype(np.float64)
     if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
-    return pd.to_numeric(values.astype("string"), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    text = pd.Series(values).astype("string")
+    return pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 
@@ -302,8 +310,8 @@ class PrefixEncoder:
         """
         ends = np.asarray(batch.ends, dtype=np.int64)
         if codes is None:
-            codes = self.activity_codes(batch.events)
-        position = ends - case_starts(batch.events[CASE_ID].to_numpy())[ends]
+            codes = batch_codes(batch, ACTIVITY, self.activities_)
+        position = ends - batch_case_starts(batch)[1][ends]
         out = np.full((len(ends), n), -1, dtype=np.int64)
         for k in range(n):
             valid = position >= k
@@ -312,16 +320,15 @@ class PrefixEncoder:
 
     def transform(self, batch: PrefixBatch) -> np.ndarray:
         """Feature rows, one per prefix of ``batch``."""
-        events, ends = batch.events, np.asarray(batch.ends, dtype=np.int64)
+        ends = np.asarray(batch.ends, dtype=np.int64)
         if not len(ends):
             return np.zeros((0, len(self.feature_names_)), dtype=np.float32)
-        case = events[CASE_ID].to_numpy()
-        starts = case_starts(case)
+        case, starts = batch_case_starts(batch)
         width = len(self.activities_.values) + 1
         parts: list[np.ndarray] = []
         position = np.arange(len(case)) - starts
         if {"last", "counts", "presence"} & set(self.blocks):
-            codes = self.activity_codes(events)
+            codes = batch_codes(batch, ACTIVITY, self.activities_)
         if "last" in self.blocks:
             last = self.last_activities(batch, self.history, codes)
             parts.extend(_one_hot(last[:, k], width) for k in range(self.history))
@@ -334,20 +341,20 @@ class PrefixEncoder:
             if "presence" in self.blocks:
                 parts.append((counts > 0).astype(np.float32))
         if "time" in self.blocks:
-            parts.append(self._time(events, starts, ends, position))
+            parts.append(self._time(batch, starts, ends, position))
         if "duration" in self.blocks and getattr(self, "durations_", False):
-            parts.append(self._duration(events, ends))
+            parts.append(self._duration(batch, ends))
         if "resource" in self.blocks and self.resources_ is not None:
-            resource = events[RESOURCE] if RESOURCE in events.columns else pd.Series(pd.NA, index=events.index)
-            parts.append(_one_hot(self.resources_.codes(resource)[ends], len(self.resources_.values) + 1))
+            codes = batch_codes(batch, RESOURCE, self.resources_)
+            parts.append(_one_hot(codes[ends], len(self.resources_.values) + 1))
         if "attributes" in self.blocks:
-            parts.extend(self._attributes(events, starts, ends))
+            parts.extend(self._attributes(batch, starts, ends))
         if not parts:
             return np.zeros((len(ends), 0), dtype=np.float32)
         return np.hstack(parts).astype(np.float32, copy=False)
 
-    def _time(self, events, starts, ends, position) -> np.ndarray:
-        seconds = seconds_since_epoch(events[order_time_column(events)])
+    def _time(self, batch, starts, ends, position) -> np.ndarray:
+        seconds = batch_seconds(batch, order_time_column(batch.events))
         unit = TIME_UNITS[self._unit]
         elapsed = np.nan_to_num(seconds[ends] - seconds[starts[ends]]) / unit
         previous = np.where(position[ends] > 0, seconds[np.maximum(ends - 1, 0)], seconds[ends])
@@ -360,28 +367,33 @@ class PrefixEncoder:
             [length, np.log1p(np.maximum(elapsed, 0)), np.log1p(np.maximum(since, 0)), weekday, hour]
         ).astype(np.float32)
 
-    def _duration(self, events, ends) -> np.ndarray:
+    def _duration(self, batch, ends) -> np.ndarray:
         """``log1p`` of the last event's end minus its start (0 when either is unknown)."""
-        if START_TIMESTAMP not in events.columns or END_TIMESTAMP not in events.columns:
+        if START_TIMESTAMP not in batch.events.columns or END_TIMESTAMP not in batch.events.columns:
             return np.zeros((len(ends), 1), dtype=np.float32)
-        duration = seconds_since_epoch(events[END_TIMESTAMP]) - seconds_since_epoch(events[START_TIMESTAMP])
+        duration = batch_seconds(batch, END_TIMESTAMP) - batch_seconds(batch, START_TIMESTAMP)
         duration = duration[ends] / TIME_UNITS[self._unit]
         return np.log1p(np.maximum(np.nan_to_num(duration), 0.0)).astype(np.float32)[:, None]
 
-    def _attributes(self, events, starts, ends) -> list[np.ndarray]:
+    def _attributes(self, batch, starts, ends) -> list[np.ndarray]:
         parts = []
         for attribute, kind, state in self.attributes_:
-            values = events.get(attribute.name, pd.Series(pd.NA, index=events.index))
-            if attribute.scope == "event":
-                # the latest known value within the prefix (forward fill inside the case)
-                values = values.groupby(events[CASE_ID].to_numpy(), sort=False).ffill()
+            values = batch_column(batch, attribute.name)
+            if kind == "number":
+                raw = np.full(len(batch.events), np.nan) if values is None else _numbers(values)
+                missing = np.isnan(raw)
+            else:
+                raw = batch_codes(batch, attribute.name, state)
+                missing = raw < 0
+            # case attributes at the prefix's last event; event attributes: the latest known value within the prefix
+            rows = _latest_in_case(raw, missing, starts)[ends] if attribute.scope == "event" else ends
             if kind == "number":
                 center, spread = state
-                numbers = _numbers(values)[ends]
+                numbers = np.where(rows >= 0, raw[np.maximum(rows, 0)], np.nan)
                 missing = np.isnan(numbers)
                 parts.append(np.column_stack([np.where(missing, 0.0, (numbers - center) / spread), missing]))
             else:
-                parts.append(_one_hot(state.codes(values)[ends], len(state.values) + 1))
+                parts.append(_one_hot(np.where(rows >= 0, raw[np.maximum(rows, 0)], -1), len(state.values) + 1))
         return [p.astype(np.float32) for p in parts]
 
 
