@@ -209,11 +209,12 @@ def test_restart_keeps_trained_project_usable_without_retraining(tmp_path, demo)
         ongoing = demo.events[first_cases].groupby("case_id").head(3)
         prescriptions = again.prescribe(ongoing)
         assert len(prescriptions) == 5
-        first = next(iter(prescriptions.values()))[0]
+        first = next(p for p in next(iter(prescriptions.values())) if p["plugin"]["key"] == "knn-next-activity")
         assert first["type"] == "NEXT_ACTIVITY"
         assert first["output"] in set(demo.events["activity"])
         assert first["plugin"]["name"] == "KNN next activity prediction"
-        assert first["plugin"]["accuracy"] == before["plugins"][0]["metrics"]["accuracy"]
+        knn = next(p for p in before["plugins"] if p["name"] == "KNN next activity prediction")
+        assert first["plugin"]["accuracy"] == knn["metrics"]["accuracy"]
 
 
 def test_restart_during_training_resumes(tmp_path, demo):

@@ -24,8 +24,12 @@ COMPARED = ("accuracy", "roc_auc", "brier_score", "ece", "log_loss", "mae_days",
 
 
 def ranking_metric(metrics: dict) -> tuple[str, bool] | None:
-    """The metric a plugin is ranked by (and whether lower is better), the first of ``RANKING`` it measured."""
-    return next(((m, lower) for m, lower in RANKING if metrics.get(m) is not None), None)
+    """The metric a plugin is ranked by (and whether lower is better): the first of ``RANKING`` that it and one of
+    its baselines measured (an alarm has an accuracy, its baselines only probabilities), else the first it has."""
+    baselines = [b for b in (metrics.get("baselines") or {}).values() if isinstance(b, dict)]
+    measured = [(m, lower) for m, lower in RANKING if metrics.get(m) is not None]
+    shared = [(m, lower) for m, lower in measured if any(b.get(m) is not None for b in baselines)]
+    return (shared or measured or [None])[0]
 
 
 def baselines_table(metrics: dict) -> str:
@@ -207,7 +211,7 @@ class PluginPanel(pn.viewable.Viewer):
             if isinstance(figures, dict)
         }
         ranking = ranking_metric(metrics)
-        if baselines and ranking is not None:
+        if baselines and ranking is not None and any(row.get(ranking[0]) is not None for row in rows):
             plots = [
                 plugin_beside_baselines(
                     rows, baselines, ranking[0], f"{name}: held-out {ranking[0]} by prefix length, beside baselines"
