@@ -266,8 +266,8 @@ def main() -> None:
                 line = ", ".join(f"{k} {v}" for k, v in shown.items())
                 print(f"  {plugin.key:<34} {line}; fit {metrics.get('training_seconds')} s")
                 if plugin.prescription_type == "TREATMENT_EFFECT":
-                    verdict = "identifiable" if metrics.get("identifiable") else "NOT identifiable"
-                    print(f"    {verdict}: {metrics.get('detail') or 'the identification checks passed'}")
+                    identified = "identifiable" if metrics.get("identifiable") else "NOT identifiable"
+                    print(f"    {identified}: {metrics.get('detail') or 'the identification checks passed'}")
                 for key, figures in (metrics.get("baselines") or {}).items():
                     shown = {
                         k: figures[k]
