@@ -114,11 +114,8 @@ class BoostedNextActivity(Plugin):
     def _proba(self, batch: PrefixBatch) -> np.ndarray:
         if self.model_ is None:
             return np.ones((len(batch), len(self.classes_)))
-        parts = []
-        for start in range(0, len(batch), _CHUNK):
-            part = PrefixBatch(batch.events, batch.ends[start : start + _CHUNK], batch.attributes)
-            raw = predict(self.model_, self.encoder_.transform(part), raw_score=True)
-            parts.append(self.calibrator_.transform(softmax(raw)))
+        raw = (predict(self.model_, self.encoder_.transform(part), raw_score=True) for part in batch.chunks(_CHUNK))
+        parts = [self.calibrator_.transform(softmax(scores)) for scores in raw]
         return np.vstack(parts) if parts else np.zeros((0, len(self.classes_)))
 
     def evaluate(self, log: LabelledLog, progress: Progress = no_progress) -> dict:

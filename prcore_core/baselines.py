@@ -159,10 +159,7 @@ class AggregateBoostingNextActivity(Plugin):
     def _proba(self, batch: PrefixBatch) -> np.ndarray:
         if self.model_ is None:
             return np.ones((len(batch), len(self.classes_)))
-        parts = []
-        for start in range(0, len(batch), _CHUNK):
-            part = PrefixBatch(batch.events, batch.ends[start : start + _CHUNK], batch.attributes)
-            parts.append(predict(self.model_, self.encoder_.transform(part)))
+        parts = [predict(self.model_, self.encoder_.transform(part)) for part in batch.chunks(_CHUNK)]
         return np.vstack(parts) if parts else np.zeros((0, len(self.classes_)))
 
     def evaluate(self, log: LabelledLog, progress: Progress = no_progress) -> dict:

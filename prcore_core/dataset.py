@@ -125,6 +125,12 @@ class PrefixBatch:
     def __len__(self) -> int:
         return len(self.ends)
 
+    def chunks(self, size: int):
+        """The batch as consecutive batches of at most ``size`` prefixes (bounding feature matrices), sharing this
+        batch's events and memo."""
+        for start in range(0, len(self.ends), size):
+            yield PrefixBatch(self.events, self.ends[start : start + size], self.attributes, self.memo)
+
     @classmethod
     def last_events(cls, events: pd.DataFrame, attributes: tuple[Attribute, ...] = ()) -> PrefixBatch:
         """One prefix per case: all of its events (ongoing cases)."""

@@ -78,12 +78,7 @@ def metrics_by_prefix_length(rows: Sequence[Mapping], title: str):
             "metric": shown, "colour": [Category10_10[i % 10] for i in range(len(shown))],
         })  # fmt: skip
         plot.multi_line(xs="x", ys="y", line_color="colour", line_width=2, legend_field="metric", source=lines)
-    if plot.legend:
-        legend = plot.legend[0]
-        legend.orientation = "horizontal"
-        legend.label_text_font_size = "11px"
-        legend.click_policy = "hide"
-        plot.add_layout(legend, "below")
+    _legend_below(plot)
     return plot
 
 
