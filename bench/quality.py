@@ -259,8 +259,20 @@ def main() -> None:
                 metrics = plugin.metrics or {}
                 shown = {
                     k: metrics[k]
-                    for k in ("accuracy", "roc_auc", "brier_score", "ece", "mae_days", "coverage", "qini", "auuc",
-                              "policy_value", "policy_value_low", "policy_value_high", "recommend_share")
+                    for k in (
+                        "accuracy",
+                        "roc_auc",
+                        "brier_score",
+                        "ece",
+                        "mae_days",
+                        "coverage",
+                        "qini",
+                        "auuc",
+                        "policy_value",
+                        "policy_value_low",
+                        "policy_value_high",
+                        "recommend_share",
+                    )
                     if metrics.get(k) is not None
                 }
                 line = ", ".join(f"{k} {v}" for k, v in shown.items())

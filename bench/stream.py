@@ -136,8 +136,11 @@ class Connection:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         body = json.dumps(document).encode()
-        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
-                          f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split()[1])
@@ -192,7 +195,7 @@ def replay_rows(log_path: Path, preset: dict) -> list[dict]:
     time_column = next(c for c, d in columns.items() if d in ("TIMESTAMP", "START_TIMESTAMP"))
     frame = frame[list(columns)]
     starts = frame.groupby(case)[time_column].min().sort_values(kind="stable")
-    held_out = set(starts.index[int(len(starts) * 0.8):])
+    held_out = set(starts.index[int(len(starts) * 0.8) :])
     frame = frame[frame[case].isin(held_out)].sort_values(time_column, kind="stable")
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
     last = ~frame[case].duplicated(keep="last").to_numpy()
@@ -279,7 +282,7 @@ def main() -> None:
             print(f"  delivered {len(delivery):,} of {len(sent_at):,}; server CPU {paced_cpu:.2f} ms per event")
 
             # -- phase 2: burst ---------------------------------------------------------------------------------
-            burst_rows = rows[count: count + args.burst] if len(rows) > count else rows[: args.burst]
+            burst_rows = rows[count : count + args.burst] if len(rows) > count else rows[: args.burst]
             by_client = defaultdict(list)
             for row in burst_rows:
                 case = f"burst-{row[case_column]}"
@@ -294,14 +297,19 @@ def main() -> None:
             delivered_seconds = max(reader.arrived[i] for i in ids if i in reader.arrived) - begin
             burst_cpu = (cpu_seconds(server.pid) - cpu) / len(ids) * 1000
             position = {event_id: n for n, event_id in enumerate(reader.order)}
-            reordered = sum(1 for case_ids in acknowledged.values()
-                            if [position.get(i, -1) for i in case_ids] != sorted(position.get(i, -1) for i in case_ids))
+            reordered = sum(
+                1
+                for case_ids in acknowledged.values()
+                if [position.get(i, -1) for i in case_ids] != sorted(position.get(i, -1) for i in case_ids)
+            )
             lost = len(set(ids) - set(reader.arrived))
             print(f"\nburst phase: {len(ids):,} events over {args.clients} connections")
             print(f"  acknowledged {len(ids) / ack_seconds:,.0f} events/s; delivered over SSE "
                   f"{(len(ids) - lost) / delivered_seconds:,.0f} events/s (target >= 1,000)")  # fmt: skip
-            print(f"  lost {lost}, duplicated {reader.duplicates}, cases reordered {reordered}; server CPU "
-                  f"{burst_cpu:.2f} ms per event")
+            print(
+                f"  lost {lost}, duplicated {reader.duplicates}, cases reordered {reordered}; server CPU "
+                f"{burst_cpu:.2f} ms per event"
+            )
             session.put(f"{url}/project/{project_id}/stream/stop")
             print(f"\nPOST latency medians by phase: paced {statistics.median(post_ms):.2f} ms")
         finally:

@@ -229,7 +229,9 @@ class KNNNextActivity(Plugin):
     resource_weight = param.Number(default=1.0, bounds=(0, None), doc="KNN distance weight of the last resource.")
     attribute_weight = param.Number(default=0.3, bounds=(0, None), doc="KNN distance weight of the attributes.")
     n_estimators = param.Integer(
-        default=None, bounds=(1, 2000), allow_None=True,
+        default=None,
+        bounds=(1, 2000),
+        allow_None=True,
         doc="Trees of the random forest (default 100) or boosting iterations (default 30).",
     )
     max_training_prefixes = param.Integer(

@@ -108,6 +108,7 @@ _HOURS = 3600.0
 
 # -- prefixes ------------------------------------------------------------------------------------------------------
 
+
 def _has_next(events: pd.DataFrame) -> np.ndarray:
     case = events[CASE_ID].to_numpy()
     return np.r_[case[1:] == case[:-1], False] if len(case) else np.array([], dtype=bool)
@@ -214,8 +215,6 @@ class _FlatForest:
             block = X[start : start + _TRAVERSAL_ROWS]
             out[start : start + len(block)] = self.value[self.leaves(block)].sum(axis=1) / len(self.offsets)
         return out
-
-
 
 
 class _Constant:

@@ -151,8 +151,9 @@ class AggregateBoostingNextActivity(Plugin):
         if len(self.classes_) < 2:
             self.model_ = None
         else:
-            self.model_ = boost(features, target, checked, objective="multiclass", n_classes=len(self.classes_),
-                                seed=self.seed)
+            self.model_ = boost(
+                features, target, checked, objective="multiclass", n_classes=len(self.classes_), seed=self.seed
+            )
         progress(1.0, "Fitted")
         return self
 

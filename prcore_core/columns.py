@@ -272,9 +272,7 @@ def _parse_transition(name: str, value) -> Transition:
         return Transition(str(value).strip().upper())
     except ValueError:
         allowed = ", ".join(t.value for t in Transition)
-        raise errors.InvalidColumnsDefinitionError(
-            f"Invalid {name} '{value}': must be one of {allowed}"
-        ) from None
+        raise errors.InvalidColumnsDefinitionError(f"Invalid {name} '{value}': must be one of {allowed}") from None
 
 
 def validate_columns_definition(

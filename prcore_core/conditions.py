@@ -556,8 +556,11 @@ class LogEvaluator:
             hit |= mask
         # cumulative "any so far" within each case
         seen = np.maximum.accumulate(np.where(hit, np.arange(len(hit)), -1)) if len(hit) else hit.astype(np.intp)
-        starts = np.maximum.accumulate(np.where(np.r_[True, case[1:] != case[:-1]], np.arange(len(case)), 0)) \
-            if len(case) else seen
+        starts = (
+            np.maximum.accumulate(np.where(np.r_[True, case[1:] != case[:-1]], np.arange(len(case)), 0))
+            if len(case)
+            else seen
+        )
         return seen >= starts
 
     def _column_kind_is_duration(self, condition: Condition) -> bool:

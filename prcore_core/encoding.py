@@ -193,7 +193,6 @@ def _numbers(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-
 class PrefixEncoder:
     """Learns the vocabulary of a training log and encodes prefixes as ``float32`` feature rows.
 

@@ -85,8 +85,9 @@ class Prescriber:
         now = dt.datetime.now(dt.UTC)
         if running:
             try:
-                prefix_batch, has_prefix = self.cases.extend([(case_id, attributes)
-                                                              for _, (_, case_id, attributes, _) in running])
+                prefix_batch, has_prefix = self.cases.extend(
+                    [(case_id, attributes) for _, (_, case_id, attributes, _) in running]
+                )
                 failure = NO_PREFIX
             except Exception as exc:  # the events are still delivered, each prescription saying why it is empty
                 log.exception("Encoding %d events failed", len(running))
@@ -191,7 +192,8 @@ class PrescriberProcess:
             return self._connection.recv()
         except (EOFError, OSError):
             raise PrescriberError(
-                f"The prescriber process ended unexpectedly (exit code {self.process.exitcode})") from None
+                f"The prescriber process ended unexpectedly (exit code {self.process.exitcode})"
+            ) from None
 
     def prescribe(self, burst: Sequence[BurstEvent]) -> list[list[dict[str, Any]]]:
         try:

@@ -13,8 +13,19 @@ from typing import Any
 from prcore_core.project import PluginState
 
 #: Headline metrics copied into every prescription's ``plugin`` object, when the plugin measured them.
-HEADLINE_METRICS = ("accuracy", "precision", "recall", "f1_score", "roc_auc", "brier_score", "qini", "auuc", "mae_days",
-                    "coverage", "policy_value")
+HEADLINE_METRICS = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1_score",
+    "roc_auc",
+    "brier_score",
+    "qini",
+    "auuc",
+    "mae_days",
+    "coverage",
+    "policy_value",
+)
 
 
 def plugin_summary(plugin: PluginState) -> dict[str, Any]:

@@ -257,7 +257,7 @@ def test_a_killed_server_loses_no_acknowledged_event_and_a_resuming_reader_gets_
     server.start()
     server.wait_status(1, "STREAMING")  # re-activated after the crash
     resumed = sse_reader(server, 1, last_event_id=received[-1])
-    rest = ids[len(received):]
+    rest = ids[len(received) :]
     if rest:
         seen = resumed.until(lambda item, seen: len(resumed.messages(seen)) >= len(rest))
         assert [e["id"] for e in resumed.messages(seen)] == rest  # exactly what it missed, nothing twice

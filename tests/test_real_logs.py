@@ -11,8 +11,15 @@ import pytest
 
 from prcore_core import PrCore, ProjectStatus
 
-CSV_COLUMNS = {"Case ID": "CASE_ID", "start_time": "START_TIMESTAMP", "end_time": "END_TIMESTAMP",
-               "AMOUNT_REQ": "NUMBER", "REG_DATE": "DATETIME", "Activity": "ACTIVITY", "Resource": "RESOURCE"}
+CSV_COLUMNS = {
+    "Case ID": "CASE_ID",
+    "start_time": "START_TIMESTAMP",
+    "end_time": "END_TIMESTAMP",
+    "AMOUNT_REQ": "NUMBER",
+    "REG_DATE": "DATETIME",
+    "Activity": "ACTIVITY",
+    "Resource": "RESOURCE",
+}
 XES_COLUMNS = {"org:resource": "RESOURCE", "lifecycle:transition": "TRANSITION", "concept:name": "ACTIVITY",
                "time:timestamp": "TIMESTAMP", "case:REG_DATE": "DATETIME", "case:concept:name": "CASE_ID",
                "case:AMOUNT_REQ": "NUMBER"}  # fmt: skip

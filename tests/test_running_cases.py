@@ -91,8 +91,12 @@ def test_lifecycle_events_dropped_by_fast_mode_leave_no_prefix():
     columns = ColumnsDefinition({"case": ColumnDefinition.CASE_ID, "act": ColumnDefinition.ACTIVITY,
                                  "ts": ColumnDefinition.TIMESTAMP, "tr": ColumnDefinition.TRANSITION})  # fmt: skip
     cases = RunningCases(columns)
-    _, has_prefix = cases.extend([("c", {"case": "c", "act": "A", "ts": "2024-01-01T10:00", "tr": "start"}),
-                                  ("c", {"case": "c", "act": "A", "ts": "2024-01-01T11:00", "tr": "complete"})])
+    _, has_prefix = cases.extend(
+        [
+            ("c", {"case": "c", "act": "A", "ts": "2024-01-01T10:00", "tr": "start"}),
+            ("c", {"case": "c", "act": "A", "ts": "2024-01-01T11:00", "tr": "complete"}),
+        ]
+    )
     assert has_prefix == [False, True]
     assert "c" in cases
 

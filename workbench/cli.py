@@ -47,8 +47,10 @@ def _demo(args: argparse.Namespace) -> int:
         project = create_demo_project(core, n_cases=args.cases, seed=args.seed, report=print)
         project = project.wait_until("TRAINED", timeout=args.timeout)
         split = project.split
-        print(f"Project {project.id} is {project.status} after {time.perf_counter() - started:.1f} s "
-              f"({split['training_cases']} training cases, {split['held_out_cases']} held out)")
+        print(
+            f"Project {project.id} is {project.status} after {time.perf_counter() - started:.1f} s "
+            f"({split['training_cases']} training cases, {split['held_out_cases']} held out)"
+        )
         for key, reason in project.excluded_plugins.items():
             print(f"  not used: {key}: {reason}")
         for plugin in project.plugins:
@@ -100,11 +102,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--database-url", default=None, help="SQLAlchemy URL (default SQLite in the data directory)")
     serve.add_argument("--token", default=None, help="API token (default PRCORE_API_TOKEN, else generated once)")
     serve.add_argument("--show", action="store_true", help="open the dashboard in a browser")
-    serve.add_argument("--demo", action="store_true",
-                       help="open the dashboard on a project trained on the built-in demo log (created on first start)")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="open the dashboard on a project trained on the built-in demo log (created on first start)",
+    )
     serve.add_argument("--demo-cases", type=int, default=2000, help="cases of the demo log (default 2000)")
-    serve.add_argument("--ping-interval", type=_positive_seconds, default=15.0,
-                       help="seconds between keep-alive pings on an idle SSE stream (default 15)")
+    serve.add_argument(
+        "--ping-interval",
+        type=_positive_seconds,
+        default=15.0,
+        help="seconds between keep-alive pings on an idle SSE stream (default 15)",
+    )
     serve.set_defaults(handler=_serve)
     args = parser.parse_args(argv)
     try:

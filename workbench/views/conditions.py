@@ -209,8 +209,10 @@ class DefinitionEditor(pn.viewable.Viewer):
             self.groups.append(GroupEditor(self, group))
         self._refresh_groups()
         if kind == "outcome":
-            intro = "A case has the outcome below when <b>any</b> group holds; a group holds when <b>all</b> its " \
-                    "conditions hold on one event of the case. The outcome it describes is:"
+            intro = (
+                "A case has the outcome below when <b>any</b> group holds; a group holds when <b>all</b> its "
+                "conditions hold on one event of the case. The outcome it describes is:"
+            )
         else:
             intro = "A case is treated when <b>any</b> group holds (same rules). Leave it empty for no treatment."
         self.layout = pn.Column(
@@ -242,8 +244,9 @@ class DefinitionEditor(pn.viewable.Viewer):
 
     def _refresh_groups(self):
         for index, group in enumerate(self.groups):
-            group.title.object = f"<b>{'Either' if index == 0 else 'or'}</b> all of:" if len(self.groups) > 1 \
-                else "<b>All of:</b>"
+            group.title.object = (
+                f"<b>{'Either' if index == 0 else 'or'}</b> all of:" if len(self.groups) > 1 else "<b>All of:</b>"
+            )
             group.layout.css_classes = ["wb-card", "wb-group", f"wb-group-{index}"]
         self.box.objects = list(self.groups)
         self.add_group_button.name = "+ or group" if self.groups else f"+ define the {self.kind}"
@@ -264,8 +267,11 @@ class DefinitionEditor(pn.viewable.Viewer):
             return
         raw = self.to_list()
         if raw is None:
-            text = "No outcome defined: plugins that need one are left out." if self.kind == "outcome" \
+            text = (
+                "No outcome defined: plugins that need one are left out."
+                if self.kind == "outcome"
                 else "No treatment defined: plugins that need one are left out."
+            )
             self.count.object = f'<div class="wb-muted">{text}</div>'
             return
         try:

@@ -422,8 +422,10 @@ class LiveView(pn.viewable.Viewer):
                                         self.case_prescriptions, heading("The case's events", 4),
                                         self.case_events]  # fmt: skip
         completed = any(e.get("case_completed") for e in history)
-        self.case_header.object = (f'<div class="wb-case-title"><b>Case {html.escape(case)}</b>: '
-                                   f"{len(history)} events{' · completed' if completed else ' · running'}</div>")
+        self.case_header.object = (
+            f'<div class="wb-case-title"><b>Case {html.escape(case)}</b>: '
+            f"{len(history)} events{' · completed' if completed else ' · running'}</div>"
+        )
         events = pd.DataFrame([{"event": e.get("id"), **(e.get("data") or {})} for e in history])
         self.case_events.value = events.astype(object).where(events.notna(), None)
         rows = []

@@ -158,7 +158,9 @@ class ProjectsView(pn.viewable.Viewer):
         self.list = pn.Column(sizing_mode="stretch_width", css_classes=["wb-project-list"])
         self.empty = pn.pane.HTML(
             '<div class="wb-muted" style="font-size:15px">No project yet. Upload an event log with '
-            "<b>New project</b> (CSV, XES, zip or gz) to create one.</div>", visible=False)
+            "<b>New project</b> (CSV, XES, zip or gz) to create one.</div>",
+            visible=False,
+        )
         self.logs = pn.Column(sizing_mode="stretch_width")
         self.logs_title = heading("Uploaded event logs without a project", 4)
         self.logs_title.visible = False
