@@ -25,6 +25,19 @@ def _clock(text) -> str:
         return str(text)
 
 
+def duration(seconds: float) -> str:
+    """A duration in the unit a person reads it in.
+
+    >>> duration(90), duration(5400), duration(3.2 * 86400)
+    ('2 min', '1.5 h', '3.2 d')
+    """
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
 def summary(prescription: Mapping[str, Any], full: bool = False) -> str:
     """One short line: what the plugin says for this prefix (``full``: with the reason when it says nothing)."""
     kind, output = prescription.get("type"), prescription.get("output")
@@ -47,6 +60,12 @@ def summary(prescription: Mapping[str, Any], full: bool = False) -> str:
             return verdict
         text = f"{verdict} {cate:+.2f}{_interval(output)}"
         return f"{text} · {prescription['reason']}" if full and prescription.get("reason") else text
+    if kind == "REMAINING_TIME" and _number(output) is not None:
+        low, high = _number(prescription.get("lower")), _number(prescription.get("upper"))
+        interval = f" ({duration(low)}–{duration(high)})" if low is not None and high is not None else ""
+        text = f"≈ {duration(float(output))}{interval}"
+        return f"{text} · ends about {_clock(prescription['expected_end'])}" if full and prescription.get(
+            "expected_end") else text  # fmt: skip
     if kind == "RESOURCE_ALLOCATION" and isinstance(output, Mapping):
         until = output.get("allocated_until")
         return f"{output.get('resource')} until {_clock(until)}" if until else str(output.get("resource"))
