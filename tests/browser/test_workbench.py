@@ -173,7 +173,7 @@ def test_process_map(wb):
 def test_live_simulation_charts_and_case_drill_down(wb):
     wb.open(view="live", project=1)
     wb.wait_text(".wb-live-status", "TRAINED")
-    wb.fill(".wb-live-interval", "0.04")
+    wb.fill(".wb-live-interval", "0.08")  # slow enough that the replay still runs when a row is clicked
     wb.click(".wb-live-start")
     wb.wait_text(".wb-live-status", "SIMULATING")
     wb.wait_text(".wb-live-counter", re.compile(r"[1-9]\d{2,} events received"))  # at least 100 events
