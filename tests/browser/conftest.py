@@ -121,6 +121,17 @@ class Workbench:
         locator.wait_for(state="visible", timeout=timeout)
         return locator
 
+    def open_live_case(self) -> None:
+        """Click the newest live row until its case opens: the rows move on while a replay runs."""
+        for attempt in range(3):  # a click can land mid-redraw
+            self.find(".wb-live-table .tabulator-row").click()
+            try:
+                self.wait_text(".wb-case-header", "Case ", timeout=10_000)
+                return
+            except AssertionError:
+                if attempt == 2:
+                    raise
+
     def screenshot(self, name: str, max_height: int = 2400) -> Path:
         """The whole view: the page grows to the height of the template's scrolling main area for the picture."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -149,7 +160,7 @@ def page(browser, request, tmp_path):
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("pageerror", lambda error: errors.append(f"{error}\n{error.stack}"))
     yield page
     if getattr(request.node, "failed_call", False):  # a picture of the page as it was when the test failed
         path = tmp_path / "failure.png"
