@@ -61,6 +61,7 @@ _SMALL_QUERY = 16
 _DISTANCE_CELLS = 2**23
 #: Decimals squared distances are rounded to (features are standardised: distances are of order 1 to 100).
 _DISTANCE_DECIMALS = 6
+_DISTANCE_SCALE = 10.0**_DISTANCE_DECIMALS
 #: Bytes of gathered training rows kept per model for the context groups queried most recently (streaming asks
 #: the same few groups again and again; gathering a large group's rows costs more than searching them).
 _GROUP_CACHE_BYTES = 64 * 2**20
@@ -73,21 +74,32 @@ def encoder_blocks(encoding: str) -> tuple[str, ...]:
 
 
 def _smallest(distances: np.ndarray, k: int) -> np.ndarray:
-    """Per row, the columns of the ``k`` smallest values, ties at the boundary resolved by lowest column.
+    """Per row, the columns (ascending) of the ``k`` smallest values, ties at the boundary resolved by lowest column.
+
+    Only the values equal to a row's ``k``-th smallest are looked at beyond the partition: the rows of an event
+    log repeat, so ties are common, but they are few beside the matrix.
 
     >>> _smallest(np.array([[3.0, 1.0, 1.0, 1.0, 0.0]]), 3).tolist()
     [[1, 2, 4]]
+    >>> _smallest(np.array([[0.0, 2.0, 1.0], [5.0, 5.0, 5.0]]), 2).tolist()
+    [[0, 2], [0, 1]]
     """
-    n = distances.shape[1]
+    n_rows, n = distances.shape
     if k >= n:
         return np.broadcast_to(np.arange(n), distances.shape).copy()
     part = np.argpartition(distances, k - 1, axis=1)[:, :k]
-    kth = np.take_along_axis(distances, part, axis=1).max(axis=1, keepdims=True)
-    below = distances < kth
-    at = distances == kth
-    wanted = k - below.sum(axis=1, keepdims=True)
-    chosen = below | (at & (np.cumsum(at, axis=1) <= wanted))
-    return np.nonzero(chosen)[1].reshape(len(distances), k)
+    values = np.take_along_axis(distances, part, axis=1)
+    kth = values.max(axis=1)
+    below = values < kth[:, None]  # every value below the k-th smallest is in the partition
+    wanted = k - below.sum(axis=1)
+    tie_rows, tie_columns = np.nonzero(distances == kth[:, None])  # row-major: columns ascending within a row
+    rank = np.arange(len(tie_rows)) - np.searchsorted(tie_rows, tie_rows)
+    keep = rank < wanted[tie_rows]
+    below_rows = np.nonzero(below)[0]
+    rows = np.concatenate([below_rows, tie_rows[keep]])
+    columns = np.concatenate([part[below], tie_columns[keep]])
+    order = np.lexsort((columns, rows))
+    return columns[order].reshape(n_rows, k)
 
 
 class _ContextNeighbours:
@@ -181,12 +193,16 @@ class _ContextNeighbours:
         nearest, squared = [], []
         for start in range(0, len(queries), rows):
             block = queries[start : start + rows].astype(np.float64)
-            distances = norms[None, :] - 2.0 * (block @ train.T)
+            distances = block @ train.T
+            distances *= -2.0
+            distances += norms[None, :]
             distances += np.einsum("ij,ij->i", block, block)[:, None]
-            distances = np.round(np.maximum(distances, 0.0), _DISTANCE_DECIMALS)
+            np.maximum(distances, 0.0, out=distances)
+            distances *= _DISTANCE_SCALE  # in units of the rounding step: rounded in place, compared exactly
+            np.rint(distances, out=distances)
             chosen = _smallest(distances, k)
             nearest.append(chosen)
-            squared.append(np.take_along_axis(distances, chosen, axis=1))
+            squared.append(np.take_along_axis(distances, chosen, axis=1) / _DISTANCE_SCALE)
         return np.vstack(nearest), np.vstack(squared)
 
     def _vote(self, queries: np.ndarray, group: tuple[np.ndarray, np.ndarray, np.ndarray], n_classes: int):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plugins.remaining_time import RemainingTime, conformal_quantile, remaining_times
+from plugins.remaining_time import RemainingTime, completed, conformal_quantile, final_activities, remaining_times
 from prcore_core import registry
 from prcore_core.columns import Family
 from prcore_core.conformance import check_plugin, demo_logs
@@ -131,6 +131,39 @@ def test_beats_both_baselines_and_reports_them(synthetic):
     for row in rows:
         assert {"mae_days", "coverage", "mean_interval_width_days", "mean_by_prefix_length_mae_days",
                 "mean_by_last_activity_mae_days"} <= set(row)  # fmt: skip
+
+
+def cut_off(log: LabelledLog, share: float, seed: int) -> LabelledLog:
+    """``log`` with the ``Close`` of a random ``share`` of its cases removed: cases the end of the log cut off."""
+    rng = np.random.default_rng(seed)
+    cases = log.events[CASE_ID].unique()
+    cut = set(rng.choice(cases, round(share * len(cases)), replace=False))
+    keep = ~(log.events[CASE_ID].isin(cut) & (log.events["ACTIVITY"] == "Close"))
+    return LabelledLog(log.events[keep].reset_index(drop=True), log.attributes, log.labels)
+
+
+def test_cases_cut_off_by_the_end_of_the_log_are_neither_learnt_from_nor_scored(synthetic):
+    plugin, training, fresh = synthetic
+    few_cut = cut_off(training, 0.005, seed=3)  # a few training cases end with a check: not a way cases end
+    assert final_activities(few_cut.events) == {"Close"}
+    learnt = RemainingTime(n_estimators=30).fit(few_cut)
+    assert learnt.final_activities_ == {"Close"}
+    fitting, _ = few_cut.split_by_start(learnt.calibration_share, min_cases=20)
+    ended = fitting.events.groupby(CASE_ID, sort=False)["ACTIVITY"].last()
+    assert (ended != "Close").sum() >= 2
+    assert learnt.n_training_cases_ == (ended == "Close").sum()  # the cut-off ones are not learnt from
+    # held out, the end of the log cut off 30 % of the latest cases: their remaining time is unknown
+    fresh_cut = cut_off(fresh, 0.3, seed=4)
+    with_close = completed(fresh_cut.events, plugin.final_activities_)
+    assert 0.6 < with_close.mean() < 0.8
+    metrics = plugin.evaluate(fresh_cut)
+    every = fresh_cut.prefixes(with_next=True)
+    assert metrics["final_activities"] == ["Close"]
+    assert metrics["support"] == int(with_close[every.ends].sum())
+    assert metrics["all_prefixes"]["support"] == len(every) > metrics["support"]
+    assert 0.72 <= metrics["coverage"] <= 0.88  # the completed cases are covered at the nominal rate
+    # counted as complete at their last check, the cut-off cases would look covered less often
+    assert metrics["all_prefixes"]["coverage"] < metrics["coverage"]
 
 
 def test_one_prefix_alone_equals_its_prediction_in_a_batch(synthetic):
