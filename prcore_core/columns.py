@@ -206,9 +206,6 @@ class ColumnsDefinition:
         found = self._by_definition.get(definition)
         return found[0] if found else None
 
-    def columns_of(self, definition: ColumnDefinition) -> list[str]:
-        return list(self._by_definition.get(definition, []))
-
     @property
     def case_id(self) -> str:
         return self.column_of(D.CASE_ID)

@@ -242,10 +242,6 @@ class LabelledLog:
     def has_label(self, name: str) -> bool:
         return name in self.labels.columns
 
-    def case_labels(self, name: str) -> pd.Series:
-        """A label per event row (the label of the row's case)."""
-        return self.events[CASE_ID].map(self.labels[name])
-
     def prefixes(self, min_length: int = 1, with_next: bool = False) -> PrefixBatch:
         """Every prefix of every case as a batch (``with_next``: only prefixes followed by another event)."""
         position = position_in_case(self.events)

@@ -7,7 +7,6 @@ nullable ``boolean`` with the usual spellings (fixing PrCore's numeric-only pars
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from prcore_core.columns import ColumnDefinition, ColumnsDefinition, Family, family
@@ -158,8 +157,3 @@ def parse_log(frame: pd.DataFrame, definition: ColumnsDefinition) -> pd.DataFram
     for column in frame.columns:
         parsed[column] = parse_column(frame[column], definition.columns.get(column))
     return pd.DataFrame(parsed, index=frame.index)
-
-
-def is_missing(values: pd.Series) -> np.ndarray:
-    """Boolean mask of missing cells, whatever the dtype."""
-    return values.isna().to_numpy(dtype=bool)

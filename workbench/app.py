@@ -22,8 +22,8 @@ from workbench.views.widgets import CSS, badge
 _VIEWS = {
     "projects": ("workbench.views.projects", "ProjectsView"),
     "upload": ("workbench.views.upload", "UploadView"),
-    "columns": ("workbench.views.definition", "ColumnsView"),
-    "definition": ("workbench.views.conditions", "OutcomeTreatmentView"),
+    "columns": ("workbench.views.columns", "ColumnsView"),
+    "definition": ("workbench.views.outcome_treatment", "OutcomeTreatmentView"),
     "training": ("workbench.views.training", "TrainingView"),
     "process": ("workbench.views.process", "ProcessView"),
     "live": ("workbench.views.live", "LiveView"),

@@ -15,7 +15,6 @@ from bokeh.plotting import figure
 
 BLUE = "#3b73b9"
 GREY = "#c9d1da"
-FONT = "12px"
 
 
 def _base(title: str, height: int, **kwargs):

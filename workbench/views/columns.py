@@ -1,4 +1,4 @@
-"""Column definition editor: one row per column (inferred type preselected), case attributes, transition mode,
+"""The page "Columns": one row per column (inferred type preselected), case attributes, transition mode,
 validation messages inline, and the resulting analysis as bar charts."""
 
 from __future__ import annotations
