@@ -32,10 +32,18 @@ from prcore_core.prescriptions import make_prescription
 from prcore_core.project import EventLog, PluginState, Project
 from prcore_core.reading import read_event_log
 from prcore_core.settings import Settings
-from prcore_core.status import REDEFINABLE, PluginStatus, ProjectStatus
+from prcore_core.status import (
+    IN_TRAINING,
+    PRESCRIBABLE,
+    REDEFINABLE,
+    PluginStatus,
+    ProjectStatus,
+    set_plugin_status,
+    set_project_status,
+)
 from prcore_core.storage import Storage
 from prcore_core.streaming import StreamingService
-from prcore_core.training import Trainer, columns_of, project_definition_of, set_plugin_status, set_project_status
+from prcore_core.training import Trainer, columns_of, project_definition_of
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +119,7 @@ class PrCore:
         with self.sessions() as session:
             for project in session.scalars(select(ProjectRecord)):
                 status = ProjectStatus(project.status)
-                if status in (ProjectStatus.PREPROCESSING, ProjectStatus.TRAINING):
+                if status in IN_TRAINING:
                     self.trainer.start(session, project)
                     project.progress_message = "Resumed after a restart"
                     resumed.append((project.id, project.training_run))
@@ -450,8 +458,7 @@ class PrCore:
             status = ProjectStatus(project.status)
             if status is ProjectStatus.ERROR:
                 raise errors.StateError(errors.PROJECT_ERROR)
-            if status not in (ProjectStatus.TRAINED, ProjectStatus.ACTIVATING, ProjectStatus.STREAMING,
-                              ProjectStatus.SIMULATING):  # fmt: skip
+            if status not in PRESCRIBABLE:
                 raise errors.StateError(errors.PROJECT_NOT_READY)
             plugins = [
                 (PluginState.from_record(p), p.model_path)

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from prcore_core import errors
+
+if TYPE_CHECKING:
+    from prcore_core.db import PluginRecord, ProjectRecord
 
 
 class ProjectStatus(StrEnum):
@@ -64,6 +68,23 @@ PLUGIN_TRANSITIONS: dict[PluginStatus, frozenset[PluginStatus]] = {
 
 #: Statuses in which a project's definition may be changed (reference 3.5).
 REDEFINABLE = frozenset({P.WAITING, P.TRAINED, P.STREAMING, P.SIMULATING, P.ERROR})
+#: A project whose data is being prepared or whose plugins are training: a restart resumes it.
+IN_TRAINING = frozenset({P.PREPROCESSING, P.TRAINING})
+#: A project at work in the background, whose progress sentence says what it does.
+BUSY = IN_TRAINING | {P.ACTIVATING}
+#: A project that accepts events: streaming posted events or replaying held-out cases.
+LIVE = frozenset({P.STREAMING, P.SIMULATING})
+#: A project whose stream was started: loading its models, or live.
+STARTED = LIVE | {P.ACTIVATING}
+#: A project whose plugins are trained, so it can prescribe (in a batch, or while its stream is started).
+PRESCRIBABLE = STARTED | {P.TRAINED}
+
+#: A plugin whose models are loaded, or being loaded, into a project's stream.
+PLUGIN_STARTED = frozenset({G.ACTIVATING, G.STREAMING})
+#: A plugin whose training is over, whatever the outcome.
+PLUGIN_DONE = frozenset({G.TRAINED, G.ERROR})
+#: A plugin that was trained successfully (and may since have joined a stream).
+PLUGIN_TRAINED = PLUGIN_STARTED | {G.TRAINED}
 
 
 def check_project_transition(current: ProjectStatus, new: ProjectStatus) -> None:
@@ -105,3 +126,32 @@ def derive_project_status(plugin_statuses: Iterable[PluginStatus], streaming_mod
     if states & {G.TRAINING, G.TRAINED}:
         return P.TRAINING, None
     return P.WAITING, None
+
+
+def set_project_status(project: ProjectRecord, status: ProjectStatus, error: str | None = None) -> None:
+    """The one place a project's status changes: checked, and the error kept only with ``ERROR``."""
+    check_project_transition(ProjectStatus(project.status), status)
+    project.status = str(status)
+    project.error = error if status is ProjectStatus.ERROR else None
+
+
+def set_plugin_status(plugin: PluginRecord, status: PluginStatus, error: str | None = None) -> None:
+    """The one place a plugin's status changes: checked, and the error kept only with ``ERROR``."""
+    check_plugin_transition(PluginStatus(plugin.status), status)
+    plugin.status = str(status)
+    plugin.error = error if status is PluginStatus.ERROR else None
+
+
+def refresh_project_status(project: ProjectRecord) -> None:
+    """Derive the project's status from its plugins (reference 3.4), through the transition check."""
+    if not project.plugins:
+        return
+    active = [PluginStatus(p.status) for p in project.plugins if not p.disabled] or [
+        PluginStatus(p.status) for p in project.plugins
+    ]
+    mode = ProjectStatus(project.status) if project.status in LIVE else None
+    status, error = derive_project_status(active, mode)
+    if status is ProjectStatus.ACTIVATING and ProjectStatus(project.status) is not ProjectStatus.ACTIVATING:
+        return  # activation is started explicitly, never derived from a half-finished state
+    if str(status) != project.status or (status is ProjectStatus.ERROR and project.error != error):
+        set_project_status(project, status, error)

@@ -52,7 +52,15 @@ from prcore_core.prescriber import (
 )
 from prcore_core.project import PluginState
 from prcore_core.running_cases import COMPLETE_INDICATOR
-from prcore_core.status import PluginStatus, ProjectStatus
+from prcore_core.status import (
+    PLUGIN_STARTED,
+    STARTED,
+    PluginStatus,
+    ProjectStatus,
+    set_plugin_status,
+    set_project_status,
+)
+from prcore_core.workers import importable, worker_context
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +196,6 @@ class StreamingService:
     # -- start / stop --------------------------------------------------------------------------------------------
     def start(self, project_id: int, mode: str = "streaming", **simulation) -> None:
         """Begin activation (reference 2.20/2.21); the project is STREAMING/SIMULATING once its models load."""
-        from prcore_core.training import set_plugin_status, set_project_status
-
         try:
             target = {"streaming": ProjectStatus.STREAMING, "simulating": ProjectStatus.SIMULATING}[
                 str(mode).strip().lower()
@@ -217,7 +223,7 @@ class StreamingService:
         self.executor.submit(self._activate, project_id, target, simulation)
 
     def _activate(self, project_id: int, target: ProjectStatus, simulation: dict) -> None:
-        from prcore_core.training import columns_of, set_plugin_status, set_project_status
+        from prcore_core.training import columns_of
 
         try:
             with self.sessions() as session:
@@ -290,7 +296,6 @@ class StreamingService:
         """Load the project's prescriber: in a process of its own when the settings ask for it and every plugin
         can be imported there (one defined in a notebook cannot), else in this process."""
         from prcore_core import registry
-        from prcore_core.training import importable, worker_context
 
         histories = self._open_histories(project_id)
         if self.settings.prescribing_processes and all(
@@ -321,22 +326,19 @@ class StreamingService:
 
     def stop(self, project_id: int, *, finished_reason: str = "stopped") -> None:
         """Stop streaming or simulating (reference 2.22): the project returns to TRAINED, readers get FINISHED."""
-        from prcore_core.training import set_plugin_status, set_project_status
-
         with self.sessions() as session:
             project = self._project(session, project_id)
             status = ProjectStatus(project.status)
             if status is ProjectStatus.ERROR:
                 raise errors.StateError(errors.PROJECT_ERROR)
-            if status not in (ProjectStatus.STREAMING, ProjectStatus.SIMULATING, ProjectStatus.ACTIVATING):
+            if status not in STARTED:
                 raise errors.StateError(errors.STREAMING_NOT_STARTED)
         self._shutdown(project_id)
         with self.sessions() as session:
             project = self._project(session, project_id)
-            if ProjectStatus(project.status) in (ProjectStatus.STREAMING, ProjectStatus.SIMULATING,
-                                                 ProjectStatus.ACTIVATING):  # fmt: skip
+            if ProjectStatus(project.status) in STARTED:
                 for plugin in project.plugins:
-                    if plugin.status in (PluginStatus.STREAMING, PluginStatus.ACTIVATING):
+                    if plugin.status in PLUGIN_STARTED:
                         set_plugin_status(plugin, PluginStatus.TRAINED)
                 set_project_status(project, ProjectStatus.TRAINED)
                 session.commit()
@@ -379,7 +381,7 @@ class StreamingService:
             status = ProjectStatus(project.status)
             if status is ProjectStatus.ERROR:
                 raise errors.StateError(errors.PROJECT_ERROR)
-        if status in (ProjectStatus.STREAMING, ProjectStatus.SIMULATING, ProjectStatus.ACTIVATING):
+        if status in STARTED:
             self.stop(project_id, finished_reason="cleared")
         with self.sessions() as session:
             session.execute(delete(EventRecord).where(EventRecord.project_id == project_id))
@@ -598,14 +600,12 @@ class StreamingService:
 
     def recover(self) -> None:
         """After a restart: re-activate projects that were streaming; a simulation cannot resume, so it ends."""
-        from prcore_core.training import set_plugin_status, set_project_status
-
         reactivate = []
         with self.sessions() as session:
-            for project in session.scalars(select(ProjectRecord).where(ProjectRecord.status.in_(
-                    [ProjectStatus.ACTIVATING, ProjectStatus.STREAMING, ProjectStatus.SIMULATING]))):  # fmt: skip
+            started = select(ProjectRecord).where(ProjectRecord.status.in_(sorted(STARTED)))
+            for project in session.scalars(started):
                 for plugin in project.plugins:
-                    if plugin.status in (PluginStatus.ACTIVATING, PluginStatus.STREAMING):
+                    if plugin.status in PLUGIN_STARTED:
                         set_plugin_status(plugin, PluginStatus.TRAINED)
                 was_streaming = project.status == ProjectStatus.STREAMING
                 set_project_status(project, ProjectStatus.TRAINED)

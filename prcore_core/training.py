@@ -30,13 +30,15 @@ from prcore_core.plugin import Plugin
 from prcore_core.preparation import PreparedLog, ProjectDefinition, prepare
 from prcore_core.settings import Settings
 from prcore_core.status import (
+    PLUGIN_DONE,
     PluginStatus,
     ProjectStatus,
-    check_plugin_transition,
-    check_project_transition,
-    derive_project_status,
+    refresh_project_status,
+    set_plugin_status,
+    set_project_status,
 )
 from prcore_core.storage import Storage
+from prcore_core.workers import importable, warm_worker, worker_context, worker_setup
 
 log = logging.getLogger(__name__)
 _PROGRESS_INTERVAL = 0.25
@@ -191,69 +193,6 @@ def run_training_job(job: TrainingJob) -> dict:
                            job.additional_info, progress, storage.path(job.model_path))  # fmt: skip
 
 
-_CONTEXT: list = []
-
-
-def worker_context():
-    """The multiprocessing context of training and prescribing processes, made once.
-
-    Processes come from a fork server (a clean process with the plugins imported, not a fork of the threaded server),
-    or are spawned where there is none.
-    """
-    import multiprocessing
-
-    if not _CONTEXT:
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        if "forkserver" in methods:
-            context.set_forkserver_preload(["prcore_core.training", "prcore_core.prescriber", "plugins"])
-        _CONTEXT.append(context)
-    return _CONTEXT[0]
-
-
-def worker_setup(server_pid: int) -> None:
-    """Prepare a training worker: lower its CPU priority, and end it when the server process ends.
-
-    On a machine with as many cores as workers, the server's answers must not queue behind model fits (at a lower
-    priority the operating system runs them whenever the server waits). A worker is a child of the fork server,
-    not of the server, and waits on a queue that nobody closes when the server is killed; without the watch it would
-    outlive a crashed server, training for nobody (the restarted server resumes the interrupted training itself).
-    """
-    import os
-
-    with contextlib.suppress(AttributeError, OSError):  # no os.nice on Windows
-        os.nice(10)
-    threading.Thread(target=_end_with, args=(server_pid,), name="server-watch", daemon=True).start()
-
-
-def _end_with(pid: int) -> None:
-    """Exit this process as soon as process ``pid`` has ended."""
-    import os
-    import select
-
-    try:
-        handle = os.pidfd_open(pid)  # Linux: readable once the process has ended, no polling
-    except (AttributeError, OSError):
-        import psutil
-
-        while psutil.pid_exists(pid):
-            time.sleep(1.0)
-    else:
-        select.select([handle], [], [])
-    os._exit(0)
-
-
-def warm_worker(plugin_keys: list[str]) -> None:
-    """Import the plugins' slow dependencies in a worker process before the first training needs them."""
-    for key in plugin_keys:
-        registry.get_plugin_class(key).load_dependencies()
-
-
-def importable(plugin_class: type) -> bool:
-    """Can another process import this class by name? (Not one defined in a notebook or inside a function.)"""
-    return plugin_class.__module__ != "__main__" and "<locals>" not in plugin_class.__qualname__
-
-
 def columns_of(record) -> ColumnsDefinition:
     """The validated columns definition stored for an event log record."""
     definition = record.definition
@@ -277,36 +216,6 @@ def project_definition_of(record, columns: ColumnsDefinition) -> ProjectDefiniti
             CaseDefinition.parse(definition.treatment_definition, columns) if definition.treatment_definition else None
         ),
     )
-
-
-def set_project_status(project: ProjectRecord, status: ProjectStatus, error: str | None = None) -> None:
-    """The one place a project's status changes."""
-    check_project_transition(ProjectStatus(project.status), status)
-    project.status = str(status)
-    project.error = error if status is ProjectStatus.ERROR else None
-
-
-def set_plugin_status(plugin: PluginRecord, status: PluginStatus, error: str | None = None) -> None:
-    """The one place a plugin's status changes."""
-    check_plugin_transition(PluginStatus(plugin.status), status)
-    plugin.status = str(status)
-    plugin.error = error if status is PluginStatus.ERROR else None
-
-
-def refresh_project_status(project: ProjectRecord) -> None:
-    """Derive the project's status from its plugins (reference 3.4)."""
-    if not project.plugins:
-        return
-    active = [PluginStatus(p.status) for p in project.plugins if not p.disabled] or [
-        PluginStatus(p.status) for p in project.plugins
-    ]
-    mode = ProjectStatus(project.status) if project.status in ("STREAMING", "SIMULATING") else None
-    status, error = derive_project_status(active, mode)
-    if status is ProjectStatus.ACTIVATING and ProjectStatus(project.status) is not ProjectStatus.ACTIVATING:
-        return  # activation is started explicitly, never derived from a half-finished state
-    if str(status) != project.status or (status is ProjectStatus.ERROR and project.error != error):
-        project.status = str(status)
-        project.error = error
 
 
 class Trainer:
@@ -523,7 +432,7 @@ class Trainer:
 
     @staticmethod
     def _update_project_progress(project: ProjectRecord) -> None:
-        done = [p for p in project.plugins if p.status in (PluginStatus.TRAINED, PluginStatus.ERROR)]
+        done = [p for p in project.plugins if p.status in PLUGIN_DONE]
         project.progress = 0.3 + 0.7 * len(done) / max(len(project.plugins), 1)
         project.progress_message = (
             "Trained" if len(done) == len(project.plugins) else f"{len(done)} of {len(project.plugins)} plugins done"

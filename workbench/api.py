@@ -35,7 +35,7 @@ from tornado.iostream import StreamClosedError
 from tornado.web import HTTPError, RequestHandler
 
 from prcore_core import PrCore, errors
-from prcore_core.status import ProjectStatus
+from prcore_core.status import LIVE, ProjectStatus
 from prcore_core.streaming import prcore_prescriptions
 
 log = logging.getLogger(__name__)
@@ -237,8 +237,6 @@ class ResultStreamHandler(ApiHandler):
     """
 
     readers: ClassVar[set[int]] = set()
-    #: What the project's status is published as when it opens for events.
-    OPEN = frozenset({str(ProjectStatus.STREAMING), str(ProjectStatus.SIMULATING)})
 
     def initialize(self, core: PrCore, token: str, pool: Executor, ping_interval: float = PING_INTERVAL):
         super().initialize(core, token, pool)
@@ -272,7 +270,7 @@ class ResultStreamHandler(ApiHandler):
         early: list[tuple[str, Any]] = []
         deadline = IOLoop.current().time() + ACTIVATION_WAIT
         while not self.core.streaming.is_open(project_id):
-            if any(kind == "status" and payload in self.OPEN for kind, payload in early):
+            if any(kind == "status" and payload in LIVE for kind, payload in early):
                 return early  # it was streaming a moment ago (a short simulation may be over already)
             if project.status is not ProjectStatus.ACTIVATING or IOLoop.current().time() > deadline:
                 raise errors.StateError(errors.PROJECT_NOT_STREAMING)

@@ -21,6 +21,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from prcore_core.status import STARTED
 from workbench.views import prescriptions as rx
 from workbench.views.charts import Histogram, RateChart, ShareChart
 from workbench.views.state import WorkbenchState, error_text
@@ -38,7 +39,6 @@ MAX_CASES = 5000
 MAX_CASE_EVENTS = 300
 #: Values kept for the distribution chart.
 DISTRIBUTION_VALUES = 2000
-RUNNING = ("ACTIVATING", "STREAMING", "SIMULATING")
 #: Column titles of the live table by prescription type (the plugin's name when a type occurs twice).
 SHORT_TITLES = {"NEXT_ACTIVITY": "Next activity", "ALARM": "Alarm", "TREATMENT_EFFECT": "Treatment effect",
                 "RESOURCE_ALLOCATION": "Resource", "REMAINING_TIME": "Remaining time"}  # fmt: skip
@@ -221,7 +221,7 @@ class LiveView(pn.viewable.Viewer):
         self._show_case()
 
     def _show_status(self, status: str) -> None:
-        running = status in RUNNING
+        running = status in STARTED
         self.start_button.disabled = status != "TRAINED"
         self.stop_button.disabled = not running
         self.clear_button.disabled = status == "ERROR"

@@ -8,6 +8,7 @@ import panel as pn
 import param
 
 from prcore_core.project import EventLog, Project
+from prcore_core.status import BUSY
 from workbench.views.state import WorkbenchState, error_text
 from workbench.views.widgets import Message, badge, fmt_int, fmt_time, heading
 
@@ -74,7 +75,7 @@ class ProjectRow(pn.viewable.Viewer):
         status = badge(project.status)
         if project.status.value == "ERROR":
             status += f'<div style="color:#dc3545">{html.escape(project.error or "")}</div>'
-        elif project.progress_message and project.status.value in ("PREPROCESSING", "TRAINING", "ACTIVATING"):
+        elif project.progress_message and project.status in BUSY:
             status += f'<div class="wb-muted">{project.progress:.0%} · {html.escape(project.progress_message)}</div>'
         self.info.object = (
             '<div style="display:flex;gap:18px;align-items:flex-start">'

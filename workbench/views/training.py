@@ -9,6 +9,7 @@ import panel as pn
 import param
 
 from prcore_core.project import PluginState, Project
+from prcore_core.status import PLUGIN_TRAINED, PRESCRIBABLE
 from workbench.views.charts import metrics_by_prefix_length, plugin_beside_baselines, reliability_chart
 from workbench.views.state import WorkbenchState
 from workbench.views.widgets import Message, badge, fmt_int, heading, slug
@@ -171,7 +172,7 @@ class PluginPanel(pn.viewable.Viewer):
         self.title.object = (f'<span style="font-size:16px;font-weight:600">{html.escape(plugin.name)}</span> '
                              f'<span class="wb-muted">{html.escape(plugin.prescription_type)} · {plugin.key}</span> '
                              f'<span class="wb-plugin-status">{badge(status)}</span>')  # fmt: skip
-        done = status in ("TRAINED", "ACTIVATING", "STREAMING")
+        done = status in PLUGIN_TRAINED
         self.progress.value = round(100 * (1.0 if done else plugin.progress))
         self.progress.bar_color = "success" if status in ("TRAINED", "STREAMING") else (
             "danger" if status == "ERROR" else "primary")  # fmt: skip
@@ -278,7 +279,7 @@ class TrainingView(pn.viewable.Viewer):
             f'<span class="wb-project-status-badge" data-status="{status}">{badge(status)}</span></div>'
             f'<div class="wb-muted wb-project-sentence">{html.escape(project.progress_message or "")}</div>'
         )
-        done = status in ("TRAINED", "ACTIVATING", "STREAMING", "SIMULATING")
+        done = status in PRESCRIBABLE
         self.progress.value = 100 if done else round(100 * (project.progress or 0))
         self.progress.bar_color = "success" if done else ("danger" if status == "ERROR" else "primary")
         if status == "ERROR":
