@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from prcore_core import conditions, transitions, values
-from prcore_core.columns import ColumnDefinition, ColumnsDefinition
+from prcore_core.columns import ColumnsDefinition
 from prcore_core.conditions import CaseDefinition, LogEvaluator
 
 
@@ -52,8 +52,7 @@ class DefinedLog:
         Start and end of cases appear as the artificial activities ``▶`` and ``■``.
         """
         case, activity = self.columns.case_id, self.columns.activity
-        time = (self.columns.column_of(ColumnDefinition.TIMESTAMP)
-                or self.columns.column_of(ColumnDefinition.START_TIMESTAMP))  # fmt: skip
+        time = self.columns.time_column
         ordered = self.log.sort_values([case, time], kind="stable") if time else self.log
         cases = ordered[case].to_numpy()
         acts = ordered[activity].astype(str).to_numpy()

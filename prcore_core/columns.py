@@ -85,6 +85,9 @@ FAMILY: dict[ColumnDefinition, Family] = {
     D.CATEGORICAL: Family.CATEGORICAL,
 }
 
+#: The definitions of the column that orders events in time, in order of preference (reference 5.7).
+TIME_DEFINITIONS = (D.TIMESTAMP, D.START_TIMESTAMP, D.END_TIMESTAMP)
+
 #: Definitions whose column is renamed to the definition's own name (reference 5.6).
 SPECIAL = frozenset(
     {
@@ -238,6 +241,26 @@ class ColumnsDefinition:
         kind = str(definition) if definition is not None else "TEXT"
         scope = "CASE_ATTRIBUTE" if column in self.case_attributes else "EVENT_ATTRIBUTE"
         return f"{scope}_{kind}_{column}"
+
+    def canonical_name(self, column: str) -> str:
+        """The canonical name of any column of a file or a posted event: a column the definition lists is
+        :meth:`renamed`, any other is a text event attribute.
+
+        >>> d = ColumnsDefinition({"Case ID": ColumnDefinition.CASE_ID}, case_attributes=("branch",))
+        >>> d.canonical_name("Case ID"), d.canonical_name("branch")
+        ('CASE_ID', 'EVENT_ATTRIBUTE_TEXT_branch')
+        """
+        return self.renamed(column) if column in self.columns else f"EVENT_ATTRIBUTE_TEXT_{column}"
+
+    @property
+    def time_column(self) -> str | None:
+        """The column that orders events in time: the timestamp, else the start, else the end timestamp.
+
+        >>> ColumnsDefinition({"start": ColumnDefinition.START_TIMESTAMP, "end": ColumnDefinition.END_TIMESTAMP}
+        ...                   ).time_column
+        'start'
+        """
+        return next((c for c in map(self.column_of, TIME_DEFINITIONS) if c), None)
 
     def to_dict(self) -> dict:
         """The definition as PrCore serialises it (``columns_definition``, ``case_attributes``, ...)."""

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from prcore_core.columns import Family
+from prcore_core.columns import TIME_DEFINITIONS, Family
 
 CASE_ID = "CASE_ID"
 ACTIVITY = "ACTIVITY"
@@ -45,7 +45,7 @@ class Attribute:
 
 def order_time_column(events: pd.DataFrame) -> str:
     """The column that orders events in time: ``TIMESTAMP``, else ``START_TIMESTAMP`` (reference 5.7)."""
-    for column in (TIMESTAMP, START_TIMESTAMP, END_TIMESTAMP):
+    for column in map(str, TIME_DEFINITIONS):  # canonical names are the definitions' own (reference 5.6)
         if column in events.columns:
             return column
     raise KeyError("events have no timestamp column")

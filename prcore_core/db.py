@@ -23,8 +23,10 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from prcore_core import errors
 
 
 def utcnow() -> dt.datetime:
@@ -163,6 +165,14 @@ class EventRecord(Timestamped, Base):
     prescribed: Mapped[bool] = mapped_column(Boolean, default=False)
     prescribed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     sent: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+def project_record(session: Session, project_id: int) -> ProjectRecord:
+    """The project with this id, or the user's error: PrCore answers an unknown project with 400 (reference 2)."""
+    project = session.get(ProjectRecord, project_id)
+    if project is None:
+        raise errors.NotFoundError(errors.PROJECT_NOT_FOUND, 400)
+    return project
 
 
 def make_engine(url: str) -> Engine:

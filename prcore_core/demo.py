@@ -497,3 +497,51 @@ def _assemble(
             "offered_amount": pd.array(rows["offered"], dtype="float64").astype("Int64"),
         }
     )
+
+
+#: Name of the demo project (``serve --demo`` opens on it, found by this name).
+DEMO_PROJECT = "Demo: loan applications"
+#: Resources the demo's resource-allocation plugin may book for the treatment (the demo's loan officers).
+DEMO_RESOURCES = list(LOAN_OFFICERS)
+
+
+def create_demo_project(core, n_cases: int = 2000, seed: int = 0, report=None):
+    """Upload the synthetic demo log, define its columns and create its project (training starts in the background).
+
+    Parameters
+    ----------
+    core : PrCore
+        The facade the project is created through (with its validation, like any user's).
+    n_cases, seed : int
+        Of :func:`generate_demo_log`.
+    report : callable, optional
+        Told what happens, one sentence at a time (e.g. ``print``).
+
+    Returns
+    -------
+    Project
+        The new project, ``PREPROCESSING``.
+    """
+    report = report or (lambda text: None)
+    demo = generate_demo_log(n_cases=n_cases, seed=seed)
+    event_log = core.upload_event_log(demo.to_csv(), filename="demo-loan-applications.csv")
+    report(f"Uploaded {event_log.file_name}: {event_log.n_rows:,} events, columns {event_log.columns_header}")
+    analysis = core.set_columns_definition(event_log.id, demo.columns_definition, demo.case_attributes)
+    report(f"Activities: {len(analysis['activities_count'])}, resources: {len(analysis['resources_count'])}")
+    additional_info = {"resource-allocation": {"available_resources": DEMO_RESOURCES, "treatment_duration": "1h"}}
+    plugins = core.available_plugins()
+    project = core.create_project(
+        event_log.id, positive_outcome=demo.outcome, treatment=demo.treatment, name=DEMO_PROJECT,
+        description="Synthetic loan applications; the treatment 'Call customer' has a known effect",
+        additional_info={k: v for k, v in additional_info.items() if k in plugins} or None,
+    )  # fmt: skip
+    report(f"Project {project.id} created: {project.status}")
+    return project
+
+
+def find_demo_project(core) -> int | None:
+    """The id of the demo project (by its name), or ``None`` when there is none yet."""
+    for project in core.list_projects():
+        if project.name == DEMO_PROJECT:
+            return project.id
+    return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -21,11 +20,19 @@ from sqlalchemy import select
 
 from prcore_core import errors, registry, transitions, values
 from prcore_core.analysis import DefinedLog
+from prcore_core.cache import DerivedCache
 from prcore_core.columns import ColumnsDefinition, validate_columns_definition
 from prcore_core.conditions import CaseDefinition
 from prcore_core.context import PredictionContext, StoredState
 from prcore_core.dataset import LabelledLog, PrefixBatch, sort_events
-from prcore_core.db import DefinitionRecord, EventLogRecord, ProjectRecord, make_engine, make_sessionmaker
+from prcore_core.db import (
+    DefinitionRecord,
+    EventLogRecord,
+    ProjectRecord,
+    make_engine,
+    make_sessionmaker,
+    project_record,
+)
 from prcore_core.plugin import Plugin
 from prcore_core.preparation import canonical_events
 from prcore_core.prescriptions import make_prescription
@@ -90,10 +97,9 @@ class PrCore:
         self.engine = make_engine(settings.url)
         self.sessions = make_sessionmaker(self.engine)
         self.executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="prcore")
-        self.trainer = Trainer(self.sessions, self.storage, settings, self.executor)
-        self._models: dict[tuple[int, str], Plugin] = {}
-        self._models_lock = threading.Lock()
-        self._defined_logs: dict[int, tuple] = {}
+        #: The one owner of in-memory copies: defined logs, prepared data, loaded models.
+        self.cache = DerivedCache()
+        self.trainer = Trainer(self.sessions, self.storage, settings, self.executor, self.cache)
         self.streaming = StreamingService(self.sessions, self.executor, self._model, self.trainer)
         self._recover()
 
@@ -259,16 +265,10 @@ class PrCore:
             if record.definition is None:
                 raise errors.StateError(errors.EVENT_LOG_DEFINITION_NOT_FOUND)
             columns = columns_of(record)
-            key = (event_log_id, record.definition.updated_at or record.definition.created_at)
+            version = record.definition.updated_at or record.definition.created_at
             data_path = record.data_path
-        with self._models_lock:
-            cached = self._defined_logs.get(event_log_id)
-            if cached is not None and cached[0] == key:
-                return cached[1]
-        defined = DefinedLog.build(self.storage.read_frame(data_path), columns)
-        with self._models_lock:
-            self._defined_logs[event_log_id] = (key, defined)
-        return defined
+        return self.cache.get(("defined_log", event_log_id), version,
+                              lambda: DefinedLog.build(self.storage.read_frame(data_path), columns))  # fmt: skip
 
     def count_matching_cases(self, event_log_id: int, definition) -> tuple[int, int]:
         """``(matching, total)``: how many cases an outcome or treatment definition labels positive (live counts)."""
@@ -351,15 +351,9 @@ class PrCore:
         self.trainer.submit(project_id, run)
         return snapshot
 
-    def _project_record(self, session, project_id: int) -> ProjectRecord:
-        project = session.get(ProjectRecord, project_id)
-        if project is None:
-            raise errors.NotFoundError(errors.PROJECT_NOT_FOUND, 400)
-        return project
-
     def get_project(self, project_id: int) -> Project:
         with self.sessions() as session:
-            return Project.from_record(self._project_record(session, project_id), self)
+            return Project.from_record(project_record(session, project_id), self)
 
     def list_projects(self) -> list[Project]:
         """Every project, newest first."""
@@ -370,7 +364,7 @@ class PrCore:
     def update_project(self, project_id: int, name: str | None = None, description: str | None = None) -> Project:
         """Rename or describe a project (any status)."""
         with self.sessions() as session:
-            project = self._project_record(session, project_id)
+            project = project_record(session, project_id)
             if name is not None:
                 if not str(name).strip():
                     raise errors.InvalidParameterError("A project name cannot be empty")
@@ -389,7 +383,7 @@ class PrCore:
         Plugins left out before (e.g. the treatment effect when no treatment was defined) are reconsidered.
         """
         with self.sessions() as session:
-            project = self._project_record(session, project_id)
+            project = project_record(session, project_id)
             if ProjectStatus(project.status) not in REDEFINABLE:
                 raise errors.StateError(errors.PROJECT_NOT_READY)
             record = project.event_log
@@ -413,11 +407,12 @@ class PrCore:
     def delete_project(self, project_id: int) -> int:
         """Delete a project with its event log, definition, plugins and files."""
         with self.sessions() as session:
-            self._project_record(session, project_id)
+            project_record(session, project_id)
         self.streaming.close_stream(project_id, "the project was deleted")
         with self.sessions() as session:
-            project = self._project_record(session, project_id)
+            project = project_record(session, project_id)
             record = project.event_log
+            record_id = record.id
             files = [self.storage.project_dir(project_id), str(Path(record.data_path).parent)]
             definition = record.definition
             session.delete(project)
@@ -428,13 +423,15 @@ class PrCore:
             session.commit()
         for relative in files:
             self.storage.remove(relative)
-        self._models = {k: v for k, v in self._models.items() if k[0] != project_id}
+        self.cache.forget("model", project_id)
+        self.cache.forget("prepared", project_id)
+        self.cache.forget("defined_log", record_id)
         return project_id
 
     def project_data(self, project_id: int) -> tuple[LabelledLog, LabelledLog]:
         """A project's ``(training, held_out)`` labelled logs, exactly as its plugins were trained and evaluated."""
         with self.sessions() as session:
-            project = self._project_record(session, project_id)
+            project = project_record(session, project_id)
             if not project.prepared_path:
                 raise errors.StateError(errors.PROJECT_NOT_READY)
             definition = project_definition_of(project.event_log, columns_of(project.event_log))
@@ -443,18 +440,18 @@ class PrCore:
 
     # -- prescriptions -------------------------------------------------------------------------------------------
     def _model(self, project_id: int, plugin_key: str, model_path: str) -> Plugin:
-        cache_key = (project_id, model_path)
-        with self._models_lock:
-            if cache_key not in self._models:
-                plugin_class = registry.get_plugin_class(plugin_key)
-                plugin_class.load_dependencies()
-                self._models[cache_key] = plugin_class.load(self.storage.path(model_path))
-            return self._models[cache_key]
+        def load() -> Plugin:
+            plugin_class = registry.get_plugin_class(plugin_key)
+            plugin_class.load_dependencies()
+            return plugin_class.load(self.storage.path(model_path))
+
+        # a model file is never rewritten (each run writes its own), so its path is its version
+        return self.cache.get(("model", project_id, model_path), model_path, load, exclusive=True)
 
     def active_plugins(self, project_id: int) -> list[tuple[PluginState, Plugin]]:
         """The trained, enabled plugins of a project with their loaded models."""
         with self.sessions() as session:
-            project = self._project_record(session, project_id)
+            project = project_record(session, project_id)
             status = ProjectStatus(project.status)
             if status is ProjectStatus.ERROR:
                 raise errors.StateError(errors.PROJECT_ERROR)
@@ -475,7 +472,7 @@ class PrCore:
         """
         plugins = self.active_plugins(project_id)
         with self.sessions() as session:
-            project = self._project_record(session, project_id)
+            project = project_record(session, project_id)
             columns = columns_of(project.event_log)
             prepared = self.trainer.prepared(project)
         if isinstance(source, pd.DataFrame):

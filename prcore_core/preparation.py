@@ -97,7 +97,7 @@ def canonical_events(log: pd.DataFrame, columns: ColumnsDefinition) -> tuple[pd.
         definition = columns.columns.get(column, ColumnDefinition.TEXT)
         if definition in (None, ColumnDefinition.TRANSITION, ColumnDefinition.COMPLETE_INDICATOR):
             continue  # ignored columns and lifecycle bookkeeping carry nothing to learn from
-        renamed = columns.renamed(column) if column in columns.columns else f"EVENT_ATTRIBUTE_TEXT_{column}"
+        renamed = columns.canonical_name(column)
         keep[column] = renamed
         if definition not in _STRUCTURAL:
             scope = "case" if column in columns.case_attributes else "event"
@@ -128,7 +128,7 @@ def _with_observed_flags(log: pd.DataFrame, columns: ColumnsDefinition, definiti
 
 def sort_events_frame(log: pd.DataFrame, columns: ColumnsDefinition) -> np.ndarray:
     """Row order of :func:`prcore_core.dataset.sort_events` for a parsed log with the file's column names."""
-    time = columns.column_of(ColumnDefinition.TIMESTAMP) or columns.column_of(ColumnDefinition.START_TIMESTAMP)
+    time = columns.time_column
     end = columns.column_of(ColumnDefinition.END_TIMESTAMP)
     keys = [columns.case_id] + ([time] if time else []) + ([end] if end and time != end else [])
     return log.sort_values(keys, kind="stable").index.to_numpy()
@@ -173,8 +173,7 @@ def held_out_events(frame: pd.DataFrame, columns: ColumnsDefinition, cases: pd.I
     parsed = values.parse_log(raw, columns)
     parsed["_ROW"] = np.arange(len(parsed))
     kept, _ = transitions.apply_transitions(parsed, columns, detailed=False)
-    time = (columns.column_of(ColumnDefinition.TIMESTAMP) or columns.column_of(ColumnDefinition.START_TIMESTAMP)
-            or columns.column_of(ColumnDefinition.END_TIMESTAMP))  # fmt: skip
+    time = columns.time_column
     kept = kept[kept[time].notna()].sort_values([time, "_ROW"], kind="stable")
     replay = raw.iloc[kept["_ROW"].to_numpy()].reset_index(drop=True)
     for column in replay.columns:

@@ -183,6 +183,6 @@ class RunningCases:
         definition = self.columns.columns.get(key, ColumnDefinition.TEXT)
         if definition in (None, ColumnDefinition.TRANSITION, ColumnDefinition.COMPLETE_INDICATOR):
             return _SKIP
-        name = self.columns.renamed(key) if key in self.columns.columns else f"EVENT_ATTRIBUTE_TEXT_{key}"
+        name = self.columns.canonical_name(key)
         self._dtypes.setdefault(name, _DTYPES.get(family(definition), object))
         return name, definition

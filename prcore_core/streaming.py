@@ -41,7 +41,7 @@ from prcore_core import errors, values
 from prcore_core.columns import ColumnDefinition, ColumnsDefinition, Family, family
 from prcore_core.context import StoredState
 from prcore_core.dataset import Attribute
-from prcore_core.db import CaseRecord, EventRecord, ProjectRecord
+from prcore_core.db import CaseRecord, EventRecord, ProjectRecord, project_record
 from prcore_core.plugin import Plugin
 from prcore_core.preparation import held_out_events
 from prcore_core.prescriber import (
@@ -183,12 +183,6 @@ class StreamingService:
         self._journal: threading.Thread | None = None
 
     # -- status helpers ------------------------------------------------------------------------------------------
-    def _project(self, session, project_id: int) -> ProjectRecord:
-        project = session.get(ProjectRecord, project_id)
-        if project is None:
-            raise errors.NotFoundError(errors.PROJECT_NOT_FOUND, 400)
-        return project
-
     def is_open(self, project_id: int) -> bool:
         active = self._active.get(project_id)
         return active is not None and active.accepting
@@ -203,7 +197,7 @@ class StreamingService:
         except KeyError:
             raise errors.StateError(errors.INVALID_STREAMING_TYPE) from None
         with self.sessions() as session:
-            project = self._project(session, project_id)
+            project = project_record(session, project_id)
             status = ProjectStatus(project.status)
             if status is ProjectStatus.ERROR:
                 raise errors.StateError(errors.PROJECT_ERROR)
@@ -227,7 +221,7 @@ class StreamingService:
 
         try:
             with self.sessions() as session:
-                project = self._project(session, project_id)
+                project = project_record(session, project_id)
                 columns = columns_of(project.event_log)
                 prepared = self.trainer.prepared(project) if project.prepared_path else None
                 replay = None
@@ -240,7 +234,7 @@ class StreamingService:
             prescriber = self._prescriber_for(project_id, columns, attributes, states)
             active = ActiveProject(project_id, target, columns, attributes, states, prescriber)
             with self.sessions() as session:
-                project = self._project(session, project_id)
+                project = project_record(session, project_id)
                 if ProjectStatus(project.status) is not ProjectStatus.ACTIVATING:
                     prescriber.close()
                     return  # stopped while activating
@@ -327,7 +321,7 @@ class StreamingService:
     def stop(self, project_id: int, *, finished_reason: str = "stopped") -> None:
         """Stop streaming or simulating (reference 2.22): the project returns to TRAINED, readers get FINISHED."""
         with self.sessions() as session:
-            project = self._project(session, project_id)
+            project = project_record(session, project_id)
             status = ProjectStatus(project.status)
             if status is ProjectStatus.ERROR:
                 raise errors.StateError(errors.PROJECT_ERROR)
@@ -335,7 +329,7 @@ class StreamingService:
                 raise errors.StateError(errors.STREAMING_NOT_STARTED)
         self._shutdown(project_id)
         with self.sessions() as session:
-            project = self._project(session, project_id)
+            project = project_record(session, project_id)
             if ProjectStatus(project.status) in STARTED:
                 for plugin in project.plugins:
                     if plugin.status in PLUGIN_STARTED:
@@ -377,7 +371,7 @@ class StreamingService:
     def clear(self, project_id: int) -> None:
         """Stop streaming if running, then delete the project's streamed cases and events (reference 2.23)."""
         with self.sessions() as session:
-            project = self._project(session, project_id)
+            project = project_record(session, project_id)
             status = ProjectStatus(project.status)
             if status is ProjectStatus.ERROR:
                 raise errors.StateError(errors.PROJECT_ERROR)
@@ -404,7 +398,7 @@ class StreamingService:
         active = self._active.get(project_id)
         if active is None or not active.accepting:
             with self.sessions() as session:
-                self._project(session, project_id)
+                project_record(session, project_id)
             raise errors.StateError(errors.PROJECT_NOT_STREAMING)
         if not isinstance(body, dict):
             raise errors.InvalidEventError("The event must be a JSON object of column names and values")
@@ -660,8 +654,7 @@ def validate_event(body: dict, columns: ColumnsDefinition) -> tuple[dict, str, b
         column = columns.column_of(definition)
         if body.get(column) in (None, "") or not str(body.get(column)).strip():
             raise errors.InvalidEventError(f"The {name} ({column}) must not be empty")
-    time_column = (columns.column_of(ColumnDefinition.TIMESTAMP) or columns.column_of(ColumnDefinition.START_TIMESTAMP)
-                   or columns.column_of(ColumnDefinition.END_TIMESTAMP))  # fmt: skip
+    time_column = columns.time_column
     if body.get(time_column) in (None, ""):
         raise errors.InvalidEventError(f"The timestamp ({time_column}) must not be empty")
     return attributes, str(body[columns.case_id]).strip(), complete
@@ -673,7 +666,7 @@ def renamed_attributes(attributes: dict, columns: ColumnsDefinition, complete: b
     for key, value in attributes.items():
         if key == COMPLETE_INDICATOR:
             continue
-        name = columns.renamed(key) if key in columns.columns else f"EVENT_ATTRIBUTE_TEXT_{key}"
+        name = columns.canonical_name(key)
         renamed[name] = None if value is None else str(value)
     renamed[COMPLETE_INDICATOR] = str(bool(complete))
     return renamed

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from prcore_core import errors, registry
 from prcore_core.baselines import measure_baselines
+from prcore_core.cache import DerivedCache
 from prcore_core.columns import ColumnsDefinition, validate_columns_definition
 from prcore_core.conditions import CaseDefinition
 from prcore_core.db import PluginRecord, ProjectRecord
@@ -221,12 +222,14 @@ def project_definition_of(record, columns: ColumnsDefinition) -> ProjectDefiniti
 class Trainer:
     """Runs preparation and plugin training for projects in an executor."""
 
-    def __init__(self, sessions: sessionmaker, storage: Storage, settings: Settings, executor: Executor):
+    def __init__(self, sessions: sessionmaker, storage: Storage, settings: Settings, executor: Executor,
+                 cache: DerivedCache | None = None):  # fmt: skip
         self.sessions = sessions
         self.storage = storage
         self.settings = settings
         self.executor = executor
-        self._prepared: dict[tuple[int, int], PreparedLog] = {}
+        #: Prepared data per project, of its current run (the facade's cache, shared with streaming).
+        self.cache = cache if cache is not None else DerivedCache()
         self._lock = threading.Lock()
         # Serialises the end of plugin runs: each derives the project's status from all its plugins, and two
         # concurrent transactions would each see the other still training and leave the project TRAINING forever.
@@ -289,9 +292,7 @@ class Trainer:
         if len(prepared.labels.index) == 0 or len(prepared.training_cases) == 0:  # (.empty is true without columns)
             raise errors.PrCoreError("The event log has no case with a valid timestamp")
         relative = self.storage.write_prepared(project_id, run, prepared)
-        with self._lock:
-            self._prepared = {k: v for k, v in self._prepared.items() if k[0] != project_id}
-            self._prepared[(project_id, run)] = prepared
+        self.cache.put(("prepared", project_id), run, prepared)  # replaces the prepared data of earlier runs
         training = prepared.part("training", definition)
         plugin_classes = self.plugin_classes()
         chosen, excluded = [], {}
@@ -358,8 +359,7 @@ class Trainer:
                                   relative)  # fmt: skip
                 metrics = self._processes().submit(run_training_job, job).result()
             else:
-                with self._lock:
-                    prepared = self._prepared[(project_id, run)]
+                prepared = self.cache.peek(("prepared", project_id), run)
 
                 def progress(low: float, high: float):
                     return plugin_progress(self.sessions, project_id, run, plugin_id, low, high)
@@ -440,14 +440,9 @@ class Trainer:
 
     def prepared(self, project: ProjectRecord) -> PreparedLog:
         """The prepared data of a project's current run (loaded from disk after a restart)."""
-        key = (project.id, project.training_run)
-        with self._lock:
-            if key in self._prepared:
-                return self._prepared[key]
-        prepared = self.storage.read_prepared(project.prepared_path, project.attributes, project.split)
-        with self._lock:
-            self._prepared[key] = prepared
-        return prepared
+        return self.cache.get(("prepared", project.id), project.training_run,
+                              lambda: self.storage.read_prepared(project.prepared_path, project.attributes,
+                                                                 project.split))  # fmt: skip
 
 
 def _json_safe(value):

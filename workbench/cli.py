@@ -10,37 +10,11 @@ from pathlib import Path
 
 from prcore_core.errors import PrCoreError
 
-#: Resources the demo's resource-allocation plugin may book for the treatment (the demo's loan officers).
-DEMO_RESOURCES = ["Karim", "Lena", "Marco", "Nora"]
-
-
-def create_demo_project(core, n_cases: int = 2000, seed: int = 0, report=None):
-    """Upload the synthetic demo log, define its columns and create its project (training starts in the background).
-
-    ``report(text)`` is told what happens (e.g. ``print``).
-    """
-    from prcore_core.demo import generate_demo_log
-
-    report = report or (lambda text: None)
-    demo = generate_demo_log(n_cases=n_cases, seed=seed)
-    event_log = core.upload_event_log(demo.to_csv(), filename="demo-loan-applications.csv")
-    report(f"Uploaded {event_log.file_name}: {event_log.n_rows:,} events, columns {event_log.columns_header}")
-    analysis = core.set_columns_definition(event_log.id, demo.columns_definition, demo.case_attributes)
-    report(f"Activities: {len(analysis['activities_count'])}, resources: {len(analysis['resources_count'])}")
-    additional_info = {"resource-allocation": {"available_resources": DEMO_RESOURCES, "treatment_duration": "1h"}}
-    plugins = core.available_plugins()
-    project = core.create_project(
-        event_log.id, positive_outcome=demo.outcome, treatment=demo.treatment, name="Demo: loan applications",
-        description="Synthetic loan applications; the treatment 'Call customer' has a known effect",
-        additional_info={k: v for k, v in additional_info.items() if k in plugins} or None,
-    )  # fmt: skip
-    report(f"Project {project.id} created: {project.status}")
-    return project
-
 
 def _demo(args: argparse.Namespace) -> int:
     """Train a project on the synthetic demo log and print its status and held-out metrics."""
     from prcore_core import PrCore
+    from prcore_core.demo import create_demo_project
 
     started = time.perf_counter()
     with PrCore(data_dir=args.data_dir) as core:

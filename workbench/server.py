@@ -12,6 +12,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from prcore_core import PrCore
+from prcore_core.demo import DEMO_PROJECT, create_demo_project, find_demo_project
 from prcore_core.settings import Settings
 from workbench import api
 
@@ -22,8 +23,6 @@ log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 1024 * 1024 * 1024
 #: Largest WebSocket message: the dashboard's chunked uploads send chunks of a few MB.
 MAX_WEBSOCKET_MESSAGE = 64 * 1024 * 1024
-#: Name of the project ``serve --demo`` opens on.
-DEMO_PROJECT = "Demo: loan applications"
 
 
 class DemoProject:
@@ -39,15 +38,10 @@ class DemoProject:
         self.error: str | None = None
 
     def find(self) -> int | None:
-        for project in self.core.list_projects():
-            if project.name == DEMO_PROJECT:
-                return project.id
-        return None
+        return find_demo_project(self.core)
 
     def ensure(self) -> None:
         """Find the demo project, or create it (blocking: call it from a background thread)."""
-        from workbench.cli import create_demo_project
-
         try:
             self.project_id = self.find()
             if self.project_id is not None:
