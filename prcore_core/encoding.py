@@ -164,11 +164,17 @@ def batch_seconds(batch: PrefixBatch, name: str) -> np.ndarray | None:
     return batch.memo[key]
 
 
-def batch_case_starts(batch: PrefixBatch) -> tuple[np.ndarray, np.ndarray]:
-    """The case id of every event row and the row where its case starts, once per batch."""
+def batch_case_starts(batch: PrefixBatch) -> np.ndarray:
+    """The row where each event row's case starts (equal within a case: it also serves as a case code), once per
+    batch.
+
+    A streamed event is one case's prefix: the events are grouped by case, so equal first and last case ids mean
+    one case, and the case ids need not be read (reading them is most of the cost of encoding one prefix).
+    """
     if "case_starts" not in batch.memo:
-        case = np.asarray(batch_column(batch, CASE_ID))
-        batch.memo["case_starts"] = (case, case_starts(case))
+        case, n = batch_column(batch, CASE_ID), len(batch.events)
+        one_case = n > 0 and case[0] == case[n - 1]
+        batch.memo["case_starts"] = np.zeros(n, dtype=np.int64) if one_case else case_starts(np.asarray(case))
     return batch.memo["case_starts"]
 
 
@@ -310,7 +316,7 @@ class PrefixEncoder:
         ends = np.asarray(batch.ends, dtype=np.int64)
         if codes is None:
             codes = batch_codes(batch, ACTIVITY, self.activities_)
-        position = ends - batch_case_starts(batch)[1][ends]
+        position = ends - batch_case_starts(batch)[ends]
         out = np.full((len(ends), n), -1, dtype=np.int64)
         for k in range(n):
             valid = position >= k
@@ -322,10 +328,10 @@ class PrefixEncoder:
         ends = np.asarray(batch.ends, dtype=np.int64)
         if not len(ends):
             return np.zeros((0, len(self.feature_names_)), dtype=np.float32)
-        case, starts = batch_case_starts(batch)
+        starts = batch_case_starts(batch)
         width = len(self.activities_.values) + 1
         parts: list[np.ndarray] = []
-        position = np.arange(len(case)) - starts
+        position = np.arange(len(starts)) - starts
         if {"last", "counts", "presence"} & set(self.blocks):
             codes = batch_codes(batch, ACTIVITY, self.activities_)
         if "last" in self.blocks:
@@ -482,7 +488,7 @@ class TreeEncoder:
         events, ends = batch.events, np.asarray(batch.ends, dtype=np.int64)
         if not len(ends):
             return np.zeros((0, len(self.feature_names_)), dtype=np.float32)
-        case, starts = batch_case_starts(batch)
+        case = starts = batch_case_starts(batch)  # the case start row is a case code
         first = starts[ends]
         position = ends - first
         n_activities, n_resources = len(self.activities_.values), len(self.resources_.values)
@@ -567,6 +573,8 @@ def _case_running_max(values: np.ndarray, new_case: np.ndarray) -> np.ndarray:
     [3.0, 3.0, 2.0, 2.0, 5.0]
     """
     values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-np.inf)
+    if not new_case[1:].any():  # one case (a streamed prefix): the plain running maximum is as exact
+        return np.maximum.accumulate(values)
     distinct, rank = np.unique(values, return_inverse=True)
     offset = (np.cumsum(new_case) - 1).astype(np.int64) * len(distinct)
     return distinct[np.maximum.accumulate(rank.ravel() + offset) - offset]

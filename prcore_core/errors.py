@@ -87,6 +87,12 @@ class ProjectFailedError(PrCoreError):
     """A project ended in an error status while someone was waiting for it."""
 
 
+class UploadTooLargeError(InvalidEventLogError):
+    """An upload breaches one of the configured size limits (the detail names it)."""
+
+    status_code = 413
+
+
 class AuthenticationError(PrCoreError):
     """Missing or wrong credentials."""
 

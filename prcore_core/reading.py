@@ -25,6 +25,7 @@ import threading
 import warnings
 import zipfile
 import zlib
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -56,12 +57,45 @@ _R4PM_MESSAGES = (_R4PM_DATE_FAILURE, "Could not parse UUID")
 _STDERR_LOCK = threading.Lock()
 
 
+#: Bytes decompressed at a time from an archive: a bomb is stopped after at most one chunk past the limit.
+_CHUNK = 8 * 2**20
+# Well-formed UTF-8 sequences of two to four bytes: a file holding some of them beside bytes that are not UTF-8
+# mixes encodings (Latin-1 would turn its "ü" into "Ã¼"), while a Latin-1 file practically never holds one.
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+@dataclass(frozen=True)
+class ReadingLimits:
+    """Bounds on the work one upload may cause, so that no file (a zip bomb, a CSV of 100,000 columns) can exhaust
+    the server's memory or time; each breach is an :class:`~prcore_core.errors.UploadTooLargeError` (413) that
+    names the limit. ``Settings`` carries the server's values.
+
+    Parameters
+    ----------
+    max_decompressed_bytes
+        Largest log inside a zip or gzip archive, decompressed (checked while decompressing, in chunks).
+    max_columns
+        Most columns of a CSV (checked on its header, before parsing).
+    """
+
+    max_decompressed_bytes: int = 2 * 2**30
+    max_columns: int = 2_000
+
+
 def _invalid(message: str = errors.EVENT_LOG_INVALID) -> errors.InvalidEventLogError:
     return errors.InvalidEventLogError(message)
 
 
 def read_event_log(
-    source: bytes | str | os.PathLike, filename: str | None = None, separator: str | None = None
+    source: bytes | str | os.PathLike,
+    filename: str | None = None,
+    separator: str | None = None,
+    limits: ReadingLimits = ReadingLimits(),
 ) -> pd.DataFrame:
     """Read an uploaded event log into a dataframe with one row per event.
 
@@ -75,6 +109,8 @@ def read_event_log(
     separator : str, optional
         CSV delimiter (also for a CSV inside a zip or gzip). ``None`` sniffs it among ``,`` ``;`` tab ``|``; the
         two characters ``\\t`` (as typed into a form) mean a tab.
+    limits : ReadingLimits, optional
+        Bounds on the decompressed size and the number of columns.
 
     Returns
     -------
@@ -89,7 +125,10 @@ def read_event_log(
         ``EVENT_LOG_INVALID`` for an unaccepted name, an empty or binary file, a CSV without data rows or with
         fewer than two columns, an XES that is not XML or has no events; ``EVENT_LOG_BAD_ZIP`` for an archive
         that is neither zip nor gzip or is corrupted; ``ZIP_MULTIPLE_FILES`` / ``ZIP_WRONG_TYPE`` for a zip not
-        holding exactly one CSV or XES file.
+        holding exactly one CSV or XES file; a CSV that is neither UTF-8, UTF-16 (with its byte order mark) nor
+        consistently Latin-1, with the line of the first byte that is not UTF-8.
+    UploadTooLargeError
+        A breach of ``limits``, naming the limit.
     OSError
         When ``source`` is a path that cannot be opened: a caller's mistake, not a bad upload.
     """
@@ -110,9 +149,9 @@ def read_event_log(
     if not data or data.isspace():
         raise _invalid()
     if kind == "zip":
-        kind, data = _unpack(data)
+        kind, data = _unpack(data, limits)
     if kind == "csv":
-        return _read_csv(data, separator)
+        return _read_csv(data, separator, limits)
     _check_xml_head(data[:_SAMPLE_SIZE])
     # Both XES parsers read from a path; a private directory keeps the temporary copy out of anyone's way.
     with tempfile.TemporaryDirectory(prefix="prcore-xes-") as folder:
@@ -135,24 +174,42 @@ def _kind_of(name: str) -> str:
 # Archives --------------------------------------------------------------------------------------------------------
 
 
-def _unpack(data: bytes) -> tuple[str, bytes]:
+def _unpack(data: bytes, limits: ReadingLimits) -> tuple[str, bytes]:
     """The format (``csv``/``xes``) and bytes of the single log inside a zip or gzip archive.
 
     The archive kind comes from the magic bytes, not the name, because macOS users upload gzip files named
     ``.zip`` (reference 5.1).
     """
     if data.startswith(b"PK"):
-        return _unzip(data)
+        return _unzip(data, limits)
     if data.startswith(b"\x1f\x8b"):
         try:
-            content = gzip.decompress(data)
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as archive:
+                content = _read_bounded(archive, limits)
         except (OSError, EOFError, zlib.error) as error:
             raise _invalid(errors.EVENT_LOG_BAD_ZIP) from error
         return ("xes" if _looks_like_xml(content) else "csv"), content
     raise _invalid(errors.EVENT_LOG_BAD_ZIP)
 
 
-def _unzip(data: bytes) -> tuple[str, bytes]:
+def _read_bounded(stream, limits: ReadingLimits) -> bytes:
+    """All of a decompressing stream, read in chunks, refused as soon as it exceeds the decompressed-size limit."""
+    content = io.BytesIO()
+    while chunk := stream.read(_CHUNK):
+        if content.tell() + len(chunk) > limits.max_decompressed_bytes:
+            raise _too_large(limits)
+        content.write(chunk)
+    return content.getvalue()
+
+
+def _too_large(limits: ReadingLimits) -> errors.UploadTooLargeError:
+    return errors.UploadTooLargeError(
+        f"The event log inside the archive is larger than {limits.max_decompressed_bytes:,} bytes decompressed "
+        "(limit max_decompressed_bytes)"
+    )
+
+
+def _unzip(data: bytes, limits: ReadingLimits) -> tuple[str, bytes]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
@@ -165,8 +222,13 @@ def _unzip(data: bytes) -> tuple[str, bytes]:
         extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
         if extension not in {"csv", "xes"}:
             raise _invalid(errors.ZIP_WRONG_TYPE)
+        if entries[0].file_size > limits.max_decompressed_bytes:  # as declared; the reading checks it again
+            raise _too_large(limits)
         try:
-            return extension, archive.read(entries[0])
+            with archive.open(entries[0]) as member:
+                return extension, _read_bounded(member, limits)
+        except errors.UploadTooLargeError:
+            raise
         except Exception as error:  # CRC mismatch, truncated data, encryption, unsupported compression, ...
             raise _invalid(errors.EVENT_LOG_BAD_ZIP) from error
 
@@ -214,23 +276,66 @@ def sniff_separator(sample: str) -> str:
     return best
 
 
-def _read_csv(data: bytes, separator: str | None) -> pd.DataFrame:
+def _decode(data: bytes) -> tuple[bytes, str, str]:
+    """The CSV's bytes (UTF-16 transcoded to UTF-8), its encoding for the parser, and its text.
+
+    UTF-8 first; UTF-16 when it starts with a byte order mark (spreadsheets save "Unicode text" so); Latin-1 when
+    the file is not UTF-8 and holds no UTF-8 sequence at all. A file mixing both is refused with the line of its
+    first byte that is not UTF-8, instead of being read as Latin-1 ("Müller" would become "MÃ¼ller").
+    """
+    if data.startswith(_UTF16_BOMS):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as error:
+            raise _invalid(f"{errors.EVENT_LOG_INVALID}: the file starts as UTF-16 but is not valid UTF-16 "
+                           f"(byte {error.start:,})") from error  # fmt: skip
+        return text.encode("utf-8"), "utf-8", text
     if b"\x00" in data:
         raise _invalid()
     try:
-        text, encoding = data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = data[: 2 * _SAMPLE_SIZE].decode("latin-1"), "latin-1"
+        return data, "utf-8", data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        sample = data[: 2 * _SAMPLE_SIZE].decode("latin-1")
+        if _UTF8_MULTIBYTE.search(data) and not _binary(sample):
+            line = data.count(b"\n", 0, error.start) + 1
+            raise _invalid(
+                f"{errors.EVENT_LOG_INVALID}: the file mixes encodings: it holds UTF-8 text, but byte "
+                f"0x{data[error.start]:02x} on line {line:,} is not UTF-8; save the file as UTF-8"
+            ) from error
+        return data, "latin-1", sample
+
+
+def _binary(text: str) -> bool:
+    """Latin-1 decodes anything, so the text/binary verdict rests on control characters, which text never has."""
+    return len(_CONTROL.findall(text)) > len(text) // 100
+
+
+def _count_columns(data: bytes, separator: str, encoding: str) -> int:
+    """Fields of the header line (quotes honoured), read from the bytes: the header may be longer than a sample."""
+    end = data.find(b"\n")
+    header = (data if end < 0 else data[:end]).decode(encoding, "replace").lstrip("\ufeff")
+    try:
+        return max((len(row) for row in csv.reader(io.StringIO(header), delimiter=separator)), default=0)
+    except csv.Error:
+        return header.count(separator) + 1
+
+
+def _read_csv(data: bytes, separator: str | None, limits: ReadingLimits = ReadingLimits()) -> pd.DataFrame:
+    data, encoding, text = _decode(data)
     sample = text[:_SAMPLE_SIZE]
     if len(text) > _SAMPLE_SIZE and "\n" in sample:
         sample = sample[: sample.rindex("\n")]  # drop the cut-off last line
     del text
-    # Latin-1 decodes anything, so the text/binary verdict rests on control characters, which text never has.
-    if len(_CONTROL.findall(sample)) > len(sample) // 100:
+    if _binary(sample):
         raise _invalid()
     if separator == "\\t":
         separator = "\t"
     separator = separator or sniff_separator(sample)
+    columns = _count_columns(data, separator, encoding)
+    if columns > limits.max_columns:
+        raise errors.UploadTooLargeError(
+            f"The event log has {columns:,} columns; at most {limits.max_columns:,} are accepted (limit max_columns)"
+        )
     frame = None
     # pyarrow parses BPIC 2012 (18 MB) ~5x faster than the C engine but rejects rows with missing trailing fields
     # and whitespace-only lines, which the C engine tolerates; the C engine therefore gets a second chance.

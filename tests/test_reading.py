@@ -13,7 +13,7 @@ import pytest
 
 from prcore_core import errors
 from prcore_core.errors import InvalidEventLogError
-from prcore_core.reading import read_event_log, sniff_separator
+from prcore_core.reading import ReadingLimits, read_event_log, sniff_separator
 
 CSV = (
     "Case ID,start_time,end_time,AMOUNT_REQ,REG_DATE,Activity,Resource\n"
@@ -442,3 +442,83 @@ def test_csv_with_too_many_fields_is_invalid():
 )
 def test_bad_xes_is_invalid(text):
     assert_invalid(errors.EVENT_LOG_INVALID, text.encode(), "log.xes")
+
+
+# Hostile uploads: bounded work, errors that name the problem -----------------------------------------------------
+
+
+def test_a_zip_bomb_is_refused_while_decompressing_without_materialising_it():
+    import tracemalloc
+
+    buffer = io.BytesIO()
+    with (
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("bomb.csv", "w", force_zip64=True) as member,
+    ):
+        member.write(b"case,activity\n")
+        block = b"\x00" * 2**24
+        for _ in range(32):  # 512 MiB of NUL bytes, about half a megabyte zipped
+            member.write(block)
+    bomb = buffer.getvalue()
+    assert len(bomb) < 2**20
+    limits = ReadingLimits(max_decompressed_bytes=32 * 2**20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(errors.UploadTooLargeError) as caught:
+            read_event_log(bomb, "bomb.zip", limits=limits)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.status_code == 413
+    assert "33,554,432 bytes decompressed (limit max_decompressed_bytes)" in caught.value.detail
+    assert peak < 64 * 2**20  # the limit and a chunk, never the half gigabyte
+    # the same for gzip, whose size is not declared anywhere
+    gzipped = gzip.compress(b"case,activity\n" + b"1,A\n" * (2**20))
+    with pytest.raises(errors.UploadTooLargeError):
+        read_event_log(gzipped, "log.csv.gz", limits=ReadingLimits(max_decompressed_bytes=2**20))
+    assert len(read_event_log(gzipped, "log.csv.gz")) == 2**20
+
+
+def test_a_zip_that_declares_a_huge_member_is_refused_before_reading():
+    data = zipped({"x.csv": CSV.encode()})
+    with pytest.raises(errors.UploadTooLargeError):
+        read_event_log(data, "x.zip", limits=ReadingLimits(max_decompressed_bytes=len(CSV) - 1))
+
+
+def test_a_csv_of_too_many_columns_is_refused_from_its_header():
+    import time
+
+    header = ",".join(f"c{i}" for i in range(100_000))
+    wide = (header + "\n" + "\n".join(",".join("1" for _ in range(100_000)) for _ in range(3)) + "\n").encode()
+    started = time.perf_counter()
+    with pytest.raises(errors.UploadTooLargeError) as caught:
+        read_event_log(wide, "wide.csv")
+    assert time.perf_counter() - started < 5  # refused from the header, not after parsing 100,000 columns
+    assert caught.value.detail == "The event log has 100,000 columns; at most 2,000 are accepted (limit max_columns)"
+    assert caught.value.status_code == 413
+    assert read_event_log(CSV.encode(), "x.csv", limits=ReadingLimits(max_columns=7)).shape == (3, 7)
+    with pytest.raises(errors.UploadTooLargeError, match="7 columns; at most 6"):
+        read_event_log(CSV.encode(), "x.csv", limits=ReadingLimits(max_columns=6))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_with_a_byte_order_mark_is_read(encoding):
+    text = "case,activity,resource\n1,Prüfung,Müller\n2,Ende,Zoë\n"
+    data = text.encode(encoding)
+    if encoding != "utf-16":
+        data = ("\ufeff" + text).encode(encoding)
+    frame = read_event_log(data, "log.csv")
+    assert list(frame.columns) == ["case", "activity", "resource"]
+    assert frame["resource"].tolist() == ["Müller", "Zoë"]
+
+
+def test_a_file_mixing_utf8_and_latin1_is_refused_with_the_line():
+    data = "case,activity,resource\n1,Prüfung,Müller\n".encode() + "2,Prüfung,Müller\n".encode("latin-1")
+    with pytest.raises(InvalidEventLogError) as caught:
+        read_event_log(data, "log.csv")
+    assert caught.value.detail == (
+        "No valid event log provided: the file mixes encodings: it holds UTF-8 text, but byte 0xfc on line 3 is "
+        "not UTF-8; save the file as UTF-8"
+    )
+    latin1 = "case,activity,resource\n1,Prüfung,Müller\n".encode("latin-1")  # consistently Latin-1: read as such
+    assert read_event_log(latin1, "log.csv")["resource"].tolist() == ["Müller"]
