@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-import itertools
+import datetime as dt
 import logging
 import os
 from collections.abc import Mapping
@@ -23,7 +23,7 @@ from prcore_core.analysis import DefinedLog
 from prcore_core.cache import DerivedCache
 from prcore_core.columns import ColumnsDefinition, validate_columns_definition
 from prcore_core.conditions import CaseDefinition
-from prcore_core.context import PredictionContext, StoredState
+from prcore_core.context import StoredState
 from prcore_core.dataset import LabelledLog, PrefixBatch, sort_events
 from prcore_core.db import (
     DefinitionRecord,
@@ -35,7 +35,7 @@ from prcore_core.db import (
 )
 from prcore_core.plugin import Plugin
 from prcore_core.preparation import canonical_events
-from prcore_core.prescriptions import make_prescription
+from prcore_core.prescriber import prescribe_prefixes
 from prcore_core.project import EventLog, PluginState, Project
 from prcore_core.reading import read_event_log
 from prcore_core.settings import Settings
@@ -468,7 +468,10 @@ class PrCore:
         """Prescriptions for every case of a log of ongoing cases, from every active plugin.
 
         ``source`` is a path, bytes (with ``filename``) or a DataFrame with the columns of the project's
-        definition. Returns ``{case_id: [prescription, ...]}``.
+        definition. Returns ``{case_id: [prescription, ...]}``, one prescription per active plugin, through the same
+        path as streamed events (:func:`~prcore_core.prescriber.prescribe_prefixes`): a case's prescriptions are
+        numbered from its position in the log (``position * 1000 + plugin``, positions from 1), and a plugin that
+        fails gives ``output: null`` with the reason instead of failing the call.
         """
         plugins = self.active_plugins(project_id)
         with self.sessions() as session:
@@ -488,13 +491,10 @@ class PrCore:
         events, _ = canonical_events(parsed, effective)
         events = sort_events(events.dropna(subset=["CASE_ID"]))
         batch = PrefixBatch.last_events(events, prepared.attributes)
-        counter = itertools.count(1)
-        result: dict[str, list] = {str(case): [] for case in batch.case_ids}
-        for state, model in plugins:
-            context = PredictionContext(state=StoredState(self.sessions, project_id, state.key))
-            for case, prediction in zip(batch.case_ids, model.predict(batch, context), strict=True):
-                result[str(case)].append(make_prescription(state, prediction, next(counter)))
-        return result
+        stored = [(state, model, StoredState(self.sessions, project_id, state.key)) for state, model in plugins]
+        keys = range(1, len(batch.case_ids) + 1)
+        prescribed = prescribe_prefixes(stored, batch, keys, dt.datetime.now(dt.UTC))
+        return {str(case): row for case, row in zip(batch.case_ids, prescribed, strict=True)}
 
     # -- streaming -----------------------------------------------------------------------------------------------
     def start_streaming(

@@ -1,4 +1,10 @@
-"""Prescribing for one streaming project: each burst of events extends its cases, every plugin predicts once.
+"""Prescribing: one path for batch and streaming, and the prescriber that holds a streaming project's cases.
+
+:func:`prescribe_prefixes` is the one way prefixes become prescriptions: every plugin predicts the whole batch in
+one call, each prescription is numbered from its prefix's key and the plugin's position, and a plugin that fails
+gives each prefix a prescription with ``output: null`` and the reason, never an exception that loses the others.
+:meth:`PrCore.prescribe <prcore_core.facade.PrCore.prescribe>` (ongoing cases) and :class:`Prescriber` (bursts of
+streamed events) both call it.
 
 :class:`Prescriber` holds a project's open cases (:class:`~prcore_core.running_cases.RunningCases`) and loaded
 models, and turns a burst of stored events into their prescriptions. A server runs it in a
@@ -19,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from prcore_core.columns import ColumnsDefinition
-from prcore_core.context import PredictionContext, StoredState
-from prcore_core.dataset import Attribute
+from prcore_core.context import PersistentState, PredictionContext, StoredState
+from prcore_core.dataset import Attribute, PrefixBatch
 from prcore_core.plugin import Plugin, null_output
 from prcore_core.prescriptions import make_prescription
 from prcore_core.project import PluginState
@@ -32,6 +38,8 @@ log = logging.getLogger(__name__)
 NO_PREFIX = "No event of the case can be prescribed from yet (lifecycle events other than completions are skipped)"
 #: One event of a burst: (event id, case id, posted attributes, completes its case).
 BurstEvent = tuple[int, str, Mapping[str, Any], bool]
+#: Why a prefix has no prescription when its plugin answered nothing for it.
+NO_PREDICTION = "The plugin gave no prediction for this prefix"
 
 
 class PrescriberError(RuntimeError):
@@ -41,6 +49,50 @@ class PrescriberError(RuntimeError):
 def _prescription_id(event_id: int, plugin_index: int) -> int:
     """Prescription ids derive from their event's id: unique, and stable when a burst is prescribed again."""
     return event_id * 1000 + plugin_index
+
+
+def prescribe_prefixes(
+    plugins: Sequence[tuple[PluginState, Plugin, PersistentState]],
+    batch: PrefixBatch,
+    keys: Sequence[int],
+    now: dt.datetime,
+    missing: str = NO_PREDICTION,
+) -> list[list[dict[str, Any]]]:
+    """Every plugin's prescription for each prefix of ``batch``, one model call per plugin.
+
+    Parameters
+    ----------
+    plugins
+        ``(state, model, persistent state)`` of every active plugin, in the order their prescriptions are listed.
+    batch
+        The prefixes, one row each.
+    keys
+        A key per prefix (a streamed event's id); prescription ids are ``key * 1000 + plugin position``, unique
+        and the same when the prefix is prescribed again.
+    now
+        The time the plugins are told and the prescriptions are stamped with.
+    missing
+        The reason given when a plugin answers nothing for a prefix.
+
+    Returns
+    -------
+    list of list of dict
+        Per prefix, one prescription per plugin. A plugin that raises gives every prefix ``output: null`` with
+        ``detail`` saying why.
+    """
+    outputs: list[list[dict[str, Any]]] = [[] for _ in keys]
+    for index, (state, model, stored) in enumerate(plugins):
+        try:
+            found = list(model.predict(batch, PredictionContext(now=now, state=stored)))
+            if len(found) != len(keys):
+                raise ValueError(f"{len(found)} predictions for {len(keys)} prefixes")
+        except Exception as exc:
+            log.exception("Plugin %s failed to predict", state.key)
+            found = [null_output(f"Predicting prefix failed: {exc}")] * len(keys)
+        for row, (key, prediction) in enumerate(zip(keys, found, strict=True)):
+            prediction = prediction or null_output(missing)
+            outputs[row].append(make_prescription(state, prediction, _prescription_id(key, index), now))
+    return outputs
 
 
 def failed_prescriptions(plugins: Sequence[PluginState], burst: Sequence[BurstEvent], detail: str) -> list[list]:
@@ -93,19 +145,14 @@ class Prescriber:
                 log.exception("Encoding %d events failed", len(running))
                 prefix_batch, has_prefix, failure = None, [False] * len(running), f"The prefix could not be read: {exc}"
             wanted = [position for (position, _), has in zip(running, has_prefix, strict=True) if has]
-            for index, (state, model, stored) in enumerate(self.plugins):
-                predictions = {}
-                if wanted:
-                    try:
-                        found = model.predict(prefix_batch, PredictionContext(now=now, state=stored))
-                        predictions = dict(zip(wanted, found, strict=True))
-                    except Exception as exc:
-                        log.exception("Plugin %s failed to predict", state.key)
-                        predictions = dict.fromkeys(wanted, null_output(f"Predicting prefix failed: {exc}"))
-                for position, (event_id, *_) in running:
-                    prediction = predictions.get(position) or null_output(failure)
-                    prescription = make_prescription(state, prediction, _prescription_id(event_id, index), now)
-                    outputs[position].append(prescription)
+            keys = [burst[position][0] for position in wanted]
+            prescribed = prescribe_prefixes(self.plugins, prefix_batch, keys, now, failure) if wanted else []
+            by_position = dict(zip(wanted, prescribed, strict=True))
+            for position, (event_id, *_) in running:
+                outputs[position] = by_position.get(position) or [
+                    make_prescription(state, null_output(failure), _prescription_id(event_id, index), now)
+                    for index, (state, *_) in enumerate(self.plugins)
+                ]
         for _, case_id, _, complete in burst:
             if complete:
                 self.cases.close(case_id)
