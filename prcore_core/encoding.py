@@ -212,6 +212,13 @@ class PrefixEncoder:
         Most frequent values kept per text attribute and for resources; the rest share an "other" column.
     time_unit
         Unit of the ``time`` and ``duration`` blocks' durations (a key of ``TIME_UNITS``), before ``log1p``.
+    max_attribute_features
+        Columns the ``attributes`` block may have in all, so that a log of a hundred text attributes does not become
+        thousands of one-hot columns per prefix (memory grows with prefixes × columns). A number takes two columns
+        (value, missing) and numbers come first, in their declared order; a text attribute takes one column for
+        its other values plus one per kept value, and the values kept are the most frequent (attribute, value)
+        pairs over all text attributes that fit, at most ``max_categories`` per attribute.
+        ``skipped_attributes_`` names the attributes left out.
 
     Examples
     --------
@@ -228,6 +235,7 @@ class PrefixEncoder:
         history: int = 3,
         max_categories: int = 20,
         time_unit: str = "hours",
+        max_attribute_features: int = 256,
     ):
         unknown = sorted(set(blocks) - set(BLOCKS))
         if unknown:
@@ -238,6 +246,7 @@ class PrefixEncoder:
         self.history = history
         self.max_categories = max_categories
         self.time_unit = time_unit
+        self.max_attribute_features = max_attribute_features
 
     def fit(self, events: pd.DataFrame, attributes: Sequence[Attribute] = ()) -> PrefixEncoder:
         """Learn activities, frequent values and numeric scales from training events."""
@@ -246,20 +255,49 @@ class PrefixEncoder:
         self.resources_ = None
         if RESOURCE in events.columns:
             self.resources_ = _Categories(self._frequent(events[RESOURCE]))
-        self.attributes_ = []
+        self.attributes_, self.skipped_attributes_ = [], []
+        budget = self.max_attribute_features if "attributes" in self.blocks else float("inf")
+        numbers, texts = {}, {}
         for attribute in attributes:
+            if attribute.family is Family.DATETIME:
+                continue  # absolute dates do not generalise to future cases; elapsed time covers time
             values = events[attribute.name]
             if attribute.family in (Family.NUMBER, Family.BOOLEAN):
-                numbers = pd.Series(_numbers(values))
-                center = float(numbers.median()) if numbers.notna().any() else 0.0
-                spread = float(numbers.quantile(0.9) - numbers.quantile(0.1)) if numbers.notna().any() else 1.0
-                self.attributes_.append((attribute, "number", (center, spread or 1.0)))
-            elif attribute.family is Family.DATETIME:
-                continue  # absolute dates do not generalise to future cases; elapsed time covers time
+                if budget < 2:
+                    continue
+                parsed = pd.Series(_numbers(values))
+                center = float(parsed.median()) if parsed.notna().any() else 0.0
+                spread = float(parsed.quantile(0.9) - parsed.quantile(0.1)) if parsed.notna().any() else 1.0
+                numbers[attribute.name] = (center, spread or 1.0)
+                budget -= 2
             else:
-                self.attributes_.append((attribute, "category", _Categories(self._frequent(values))))
+                texts[attribute.name] = values.dropna().astype(str).value_counts().iloc[: self.max_categories]
+        kept = self._kept_values(texts, budget)
+        for attribute in attributes:
+            if attribute.name in numbers:
+                self.attributes_.append((attribute, "number", numbers[attribute.name]))
+            elif kept.get(attribute.name):
+                self.attributes_.append((attribute, "category", _Categories(kept[attribute.name])))
+            elif attribute.family is not Family.DATETIME:
+                self.skipped_attributes_.append(attribute.name)
         self.feature_names_ = self._names()
         return self
+
+    @staticmethod
+    def _kept_values(frequent: dict[str, pd.Series], budget: float) -> dict[str, list[str]]:
+        """Per text attribute, its values kept within ``budget`` columns, sorted: the most frequent (attribute,
+        value) pairs first; an attribute's first value also costs its column for the other values."""
+        pairs = sorted((-int(count), order, str(value)) for order, counts in enumerate(frequent.values())
+                       for value, count in counts.items())  # fmt: skip
+        names = list(frequent)
+        kept: dict[str, list[str]] = {name: [] for name in names}
+        for _, order, value in pairs:
+            values = kept[names[order]]
+            cost = 1 if values else 2
+            if cost <= budget:
+                values.append(value)
+                budget -= cost
+        return {name: sorted(values) for name, values in kept.items()}
 
     def _frequent(self, values: pd.Series) -> list[str]:
         counts = values.dropna().astype(str).value_counts()

@@ -182,3 +182,40 @@ def test_empty_batches_and_invalid_options(encoder):
     with pytest.raises(ValueError, match="Unknown time unit"):
         PrefixEncoder(time_unit="fortnights")
     assert all(set(blocks_for(name)) <= set(BLOCKS) for name in ENCODINGS)
+
+
+def test_a_wide_log_is_encoded_within_the_attribute_budget():
+    """100 text attributes of 30 values and 40 numbers would be 3,180 attribute columns; the budget keeps 120."""
+    rng = np.random.default_rng(0)
+    n = 600
+    wide = pd.DataFrame({"CASE_ID": pd.array(np.repeat([f"c{i}" for i in range(n // 3)], 3), dtype="string"),
+                         "ACTIVITY": pd.array(rng.choice(["x", "y"], n), dtype="string"),
+                         "TIMESTAMP": pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")})  # fmt: skip
+    attributes = []
+    for i in range(100):
+        skew = rng.dirichlet(np.full(30, 0.3))  # a few frequent values per attribute, many rare ones
+        name = f"EVENT_ATTRIBUTE_TEXT_t{i:03d}"
+        wide[name] = pd.array(rng.choice([f"v{k}" for k in range(30)], n, p=skew), dtype="string")
+        attributes.append(Attribute(name, f"t{i:03d}", "event", Family.TEXT))
+    for i in range(40):
+        name = f"EVENT_ATTRIBUTE_NUMBER_n{i:03d}"
+        wide[name] = rng.normal(size=n)
+        attributes.append(Attribute(name, f"n{i:03d}", "event", Family.NUMBER))
+    encoder = PrefixEncoder(blocks=("attributes",), max_attribute_features=120).fit(wide, attributes)
+    assert len(encoder.feature_names_) == 120
+    numbers = [a.name for a, kind, _ in encoder.attributes_ if kind == "number"]
+    assert numbers == [a.name for a in attributes[100:]]  # numbers first: 80 columns
+    texts = {a.name: state.values for a, kind, state in encoder.attributes_ if kind == "category"}
+    assert sum(len(values) + 1 for values in texts.values()) == 40
+    assert set(encoder.skipped_attributes_) == {a.name for a in attributes[:100]} - set(texts)
+    # the values kept are the most frequent pairs over all text attributes
+    counts = {(name, v): c for name in wide.columns[3:103] for v, c in wide[name].value_counts().items()}
+    kept = {(name, v) for name, values in texts.items() for v in values}
+    least_kept = min(counts[pair] for pair in kept)
+    assert sorted(counts.values(), reverse=True)[0] == max(counts[pair] for pair in kept)
+    assert all(c <= least_kept for pair, c in counts.items() if pair not in kept and pair[0] in texts)
+    assert encoder.transform(PrefixBatch(wide, np.arange(n))).shape == (n, len(encoder.feature_names_))
+    # within the budget nothing changes: each attribute keeps its max_categories most frequent values
+    roomy = PrefixEncoder(blocks=("attributes",), max_categories=5).fit(wide, attributes[:3])
+    for attribute, _, state in roomy.attributes_:
+        assert state.values == sorted(wide[attribute.name].value_counts().index[:5])
