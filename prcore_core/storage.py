@@ -2,6 +2,9 @@
 
 Paths stored in the database are relative to the data directory, so a data directory can be moved. Files are
 written under a temporary name and renamed into place, so a crash never leaves a half-written file behind.
+
+The data directory holds other people's logs and the API token: it is made private to its owner (``0700``, so
+nothing inside can be reached by another user whatever its own mode), and the files written here are ``0600``.
 """
 
 from __future__ import annotations
@@ -14,13 +17,17 @@ import pandas as pd
 
 from prcore_core.preparation import PreparedLog
 
+#: Modes of the data directory and of the files written into it.
+PRIVATE_DIRECTORY, PRIVATE_FILE = 0o700, 0o600
+
 
 class Storage:
     """The data directory's file layout."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)
+        self.root.chmod(PRIVATE_DIRECTORY)  # also a directory made before, or under a permissive umask
 
     def path(self, relative: str) -> Path:
         return self.root / relative
@@ -36,6 +43,7 @@ class Storage:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_bytes(data)
+        tmp.chmod(PRIVATE_FILE)
         tmp.replace(target)
         return relative
 
@@ -44,6 +52,7 @@ class Storage:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
         frame.to_parquet(tmp, index=False)
+        tmp.chmod(PRIVATE_FILE)
         tmp.replace(target)
         return relative
 
