@@ -100,7 +100,8 @@ class PrCore:
         #: The one owner of in-memory copies: defined logs, prepared data, loaded models.
         self.cache = DerivedCache()
         self.trainer = Trainer(self.sessions, self.storage, settings, self.executor, self.cache)
-        self.streaming = StreamingService(self.sessions, self.executor, self._model, self.trainer)
+        self.streaming = StreamingService(self.sessions, self.executor, settings, self.storage, self.trainer.prepared,
+                                          self._model)  # fmt: skip
         self._recover()
 
     def close(self) -> None:

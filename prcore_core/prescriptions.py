@@ -51,3 +51,8 @@ def make_prescription(
         **extra,
         "plugin": plugin_summary(plugin),
     }
+
+
+def prcore_prescriptions(event: dict[str, Any]) -> dict[str, Any]:
+    """PrCore's original form of an event's prescriptions: an object keyed by plugin key (reference 4)."""
+    return {**event, "prescriptions": {p["plugin"]["key"]: p for p in event["prescriptions"]}}

@@ -24,9 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from prcore_core import errors, registry
 from prcore_core.baselines import measure_baselines
 from prcore_core.cache import DerivedCache
-from prcore_core.columns import ColumnsDefinition, validate_columns_definition
-from prcore_core.conditions import CaseDefinition
 from prcore_core.db import PluginRecord, ProjectRecord
+from prcore_core.definitions import columns_of, project_definition_of  # also where notebooks found them
 from prcore_core.plugin import Plugin
 from prcore_core.preparation import PreparedLog, ProjectDefinition, prepare
 from prcore_core.settings import Settings
@@ -192,31 +191,6 @@ def run_training_job(job: TrainingJob) -> dict:
 
     return fit_and_measure(plugin_class, job.parameters, _process_state["prepared"], job.definition,
                            job.additional_info, progress, storage.path(job.model_path))  # fmt: skip
-
-
-def columns_of(record) -> ColumnsDefinition:
-    """The validated columns definition stored for an event log record."""
-    definition = record.definition
-    return validate_columns_definition(
-        record.columns_header,
-        definition.columns_definition,
-        definition.case_attributes,
-        definition.fast_mode,
-        definition.start_transition,
-        definition.complete_transition,
-        definition.abort_transition,
-    )
-
-
-def project_definition_of(record, columns: ColumnsDefinition) -> ProjectDefinition:
-    definition = record.definition
-    return ProjectDefinition(
-        outcome=CaseDefinition.parse(definition.outcome_definition, columns) if definition.outcome_definition else None,
-        outcome_negative=definition.outcome_definition_negative,
-        treatment=(
-            CaseDefinition.parse(definition.treatment_definition, columns) if definition.treatment_definition else None
-        ),
-    )
 
 
 class Trainer:
