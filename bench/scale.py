@@ -87,8 +87,8 @@ def as_csv(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def measure(name: str, log: Path, ongoing: Path | None) -> dict:
-    """Every figure of one log size, in this process."""
+def make(name: str, log: Path, ongoing: Path | None, directory: Path) -> dict:
+    """Write the log of one size (and its ongoing cases) as CSV files into ``directory``; their description."""
     base = read_event_log(log.read_bytes(), filename=log.name)
     preset = dict(preset_for(log, list(base.columns), [None] * len(base.columns)))
     columns = dict(preset["columns"])
@@ -102,9 +102,20 @@ def measure(name: str, log: Path, ongoing: Path | None) -> dict:
         ongoing_frame = None
         if ongoing is not None:
             ongoing_frame = copies(read_event_log(ongoing.read_bytes(), filename=ongoing.name), factor)
-    data = as_csv(frame)
-    figures: dict = {"name": name, "events": len(frame), "columns": frame.shape[1], "csv_mib": len(data) / 2**20}
-    del base, frame
+    (directory / "log.csv").write_bytes(as_csv(frame))
+    if ongoing_frame is not None:
+        (directory / "ongoing.csv").write_bytes(as_csv(ongoing_frame))
+    return {"preset": {**preset, "columns": columns}, "events": len(frame), "columns": frame.shape[1]}
+
+
+def measure(name: str, directory: Path) -> dict:
+    """Every figure of one log size, in this process (the data was written by another, see :func:`make`)."""
+    made = json.loads((directory / "made.json").read_text())
+    preset, columns = made["preset"], made["preset"]["columns"]
+    data = (directory / "log.csv").read_bytes()
+    ongoing_path = directory / "ongoing.csv"
+    ongoing_frame = read_event_log(ongoing_path) if ongoing_path.exists() else None
+    figures: dict = {"name": name, "events": made["events"], "columns": made["columns"], "csv_mib": len(data) / 2**20}
     started = time.perf_counter()
     read_event_log(data, filename="log.csv")
     figures["parse_s"] = time.perf_counter() - started
@@ -122,7 +133,7 @@ def measure(name: str, log: Path, ongoing: Path | None) -> dict:
         project = core.create_project(event_log.id, positive_outcome=preset["outcome"], treatment=preset["treatment"])
         project = project.wait_until("TRAINED", timeout=3600)
         figures["train_s"] = time.perf_counter() - started
-        figures["plugins"] = [p.key for p in project.plugins]
+        figures["plugin_seconds"] = {p.key: (p.metrics or {}).get("training_seconds") for p in project.plugins}
         figures["peak_after_train_mib"] = _peak_mib()
         if ongoing_frame is not None:
             started = time.perf_counter()
@@ -145,18 +156,26 @@ def main() -> None:
     parser.add_argument("--log", required=True, type=Path, help="BPIC 2012 CSV (zipped or not)")
     parser.add_argument("--ongoing", type=Path, help="ongoing cases of the same log, copied as the log is")
     parser.add_argument("--sizes", default="x1,x4,x10,wide", help="comma-separated: x<factor> and/or wide")
+    parser.add_argument("--make", help=argparse.SUPPRESS)  # a child process writes one size's data
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a child process measures one size
+    parser.add_argument("--directory", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.make:
+        made = make(args.make, args.log, args.ongoing, args.directory)
+        (args.directory / "made.json").write_text(json.dumps(made))
+        return
     if args.one:
-        print(json.dumps(measure(args.one, args.log, args.ongoing)))
+        print(json.dumps(measure(args.one, args.directory)))
         return
 
     rows = []
     for name in args.sizes.split(","):
-        command = [sys.executable, __file__, "--log", str(args.log), "--one", name]
-        if args.ongoing:
-            command += ["--ongoing", str(args.ongoing)]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        with tempfile.TemporaryDirectory(prefix=f"prcore-scale-{name}-") as directory:
+            command = [sys.executable, __file__, "--log", str(args.log), "--directory", directory]
+            if args.ongoing:
+                command += ["--ongoing", str(args.ongoing)]
+            subprocess.run([*command, "--make", name], check=True)
+            done = subprocess.run([*command, "--one", name], capture_output=True, text=True, check=False)
         if done.returncode:
             print(f"{name}: failed (exit {done.returncode})\n{done.stderr[-3000:]}")
             continue
@@ -178,6 +197,8 @@ def main() -> None:
             print(f"       batch prescriptions for {figures['ongoing_cases']:,} ongoing cases")
         stages = ", ".join(f"{s} {figures[f'peak_after_{s}_mib']:,.0f}" for s in ("upload", "define", "train"))
         print(f"       peak RSS (MiB) after: {stages}")
+        fits = ", ".join(f"{key} {seconds}" for key, seconds in figures["plugin_seconds"].items())
+        print(f"       training seconds by plugin: {fits}")
     copies_measured = [r for r in rows if r["name"].startswith("x")]
     for smaller, larger in itertools.pairwise(copies_measured):
         growth = larger["events"] / smaller["events"]
