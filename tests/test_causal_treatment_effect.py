@@ -30,6 +30,9 @@ from prcore_core.plugin import PrescriptionType
 
 #: Demo seeds of the agreement tests (the figures in the report are measured on other seeds).
 SEEDS = (21, 22)
+#: Demo seed and size of the gain test (issue 11's target: >= 4,000 cases; the defaults were chosen on other seeds,
+#: bench/causal.py reports others again).
+TARGET_SEED, TARGET_CASES = 31, 4000
 
 
 @pytest.fixture(scope="module")
@@ -260,6 +263,39 @@ def test_estimates_agree_with_the_true_effect_at_decision_points(agreement, seed
     assert frame.loc[frame.recommended, "true"].mean() > frame.loc[~frame.recommended, "true"].mean()
     oracle = (frame["true"] > 0).mean()
     assert frame["recommended"].mean() <= oracle + 0.10
+
+
+@pytest.fixture(scope="module")
+def at_target_size():
+    """The plugin (defaults) fitted on the training cases of a 4,000-case demo log, asked at the held-out decision
+    points, beside the true effects."""
+    training, held_out = demo_logs(n_cases=TARGET_CASES, seed=TARGET_SEED)
+    truth = generate_demo_log(n_cases=TARGET_CASES, seed=TARGET_SEED).true_effect
+    truth.index = truth.index.astype(str)
+    plugin = CausalTreatmentEffect().fit(training)
+    batch = decision_point_batch(held_out)
+    predictions = plugin.predict(batch)
+    return pd.DataFrame({
+        "true": truth.reindex([str(c) for c in batch.case_ids]).to_numpy(),
+        "cate": [p["output"]["cate"] if p["output"] else np.nan for p in predictions],
+        "low": [p["output"]["cate_low"] if p["output"] else np.nan for p in predictions],
+        "high": [p["output"]["cate_high"] if p["output"] else np.nan for p in predictions],
+        "recommended": [p["recommend_treatment"] for p in predictions],
+    })  # fmt: skip
+
+
+def test_following_the_advice_captures_most_of_the_oracles_gain(at_target_size):
+    """Issue 11's target on a seed the defaults were not chosen on: rho >= 0.65, >= 85 % of the oracle's gain (the
+    oracle treats exactly the cases whose true effect is positive), recommending at most the oracle's share + 10
+    points."""
+    frame = at_target_size
+    answered = frame.dropna(subset=["cate"])
+    assert len(answered) > 0.95 * len(frame) > 500
+    assert answered["cate"].corr(answered["true"], method="spearman") >= 0.65
+    oracle = frame["true"] > 0
+    gain_share = (frame["true"] * frame["recommended"]).sum() / (frame["true"] * oracle).sum()
+    assert gain_share >= 0.85, gain_share
+    assert frame["recommended"].mean() <= oracle.mean() + 0.10
 
 
 def test_intervals_cover_the_true_effect_near_their_nominal_rate(agreement):
