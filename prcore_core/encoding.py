@@ -213,10 +213,10 @@ class PrefixEncoder:
     time_unit
         Unit of the ``time`` and ``duration`` blocks' durations (a key of ``TIME_UNITS``), before ``log1p``.
     max_attribute_features
-        Columns the ``attributes`` block may have in all, so that a log of a hundred text attributes does not become
-        thousands of one-hot columns per prefix (memory grows with prefixes × columns). A number takes two columns
-        (value, missing) and numbers come first, in their declared order; a text attribute takes one column for
-        its other values plus one per kept value, and the values kept are the most frequent (attribute, value)
+        Columns the ``attributes`` block may have in all (64), so that a log of a hundred text attributes does not
+        become thousands of one-hot columns per prefix (memory grows with prefixes × columns). A number takes two
+        columns (value, missing) and numbers come first, in their declared order; a text attribute takes one column
+        for its other values plus one per kept value, and the values kept are the most frequent (attribute, value)
         pairs over all text attributes that fit, at most ``max_categories`` per attribute.
         ``skipped_attributes_`` names the attributes left out.
 
@@ -235,7 +235,7 @@ class PrefixEncoder:
         history: int = 3,
         max_categories: int = 20,
         time_unit: str = "hours",
-        max_attribute_features: int = 256,
+        max_attribute_features: int = 64,
     ):
         unknown = sorted(set(blocks) - set(BLOCKS))
         if unknown:
@@ -477,6 +477,10 @@ class TreeEncoder:
         How many last activities and last resources are encoded.
     max_categories
         Most frequent values kept per resource or text attribute; the rest are "unseen".
+    max_attributes
+        Attributes encoded at most, in their declared order (``skipped_attributes_`` names the rest): each costs
+        a column per prefix and a histogram per boosting round, and a log of a hundred attributes would otherwise
+        spend most of the fitting time and memory on them.
 
     Examples
     --------
@@ -487,19 +491,24 @@ class TreeEncoder:
     [1.0, 0.0]
     """
 
-    def __init__(self, history: int = 5, resource_history: int = 2, max_categories: int = 80):
+    def __init__(self, history: int = 5, resource_history: int = 2, max_categories: int = 80, max_attributes: int = 32):
         self.history = history
         self.resource_history = resource_history
         self.max_categories = max_categories
+        self.max_attributes = max_attributes
 
     def fit(self, events: pd.DataFrame, attributes: Sequence[Attribute] = ()) -> TreeEncoder:
         """Learn the activity, resource and text-attribute vocabularies of the training events."""
         self.activities_ = _Categories(sorted(events[ACTIVITY].dropna().astype(str).unique()))
         self.resources_ = _Categories(self._frequent(events[RESOURCE]) if RESOURCE in events.columns else [])
         self.attributes_: list[tuple[Attribute, _Categories | None]] = []
+        self.skipped_attributes_: list[str] = []
         for attribute in attributes:
             if attribute.family is Family.DATETIME:
                 continue  # absolute dates do not generalise to future cases; elapsed time covers time
+            if len(self.attributes_) >= self.max_attributes:
+                self.skipped_attributes_.append(attribute.name)
+                continue
             numeric = attribute.family is Family.NUMBER
             vocabulary = None if numeric else _Categories(self._frequent(events[attribute.name]))
             self.attributes_.append((attribute, vocabulary))

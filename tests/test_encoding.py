@@ -6,7 +6,7 @@ import pytest
 
 from prcore_core.columns import Family
 from prcore_core.dataset import Attribute, PrefixBatch
-from prcore_core.encoding import BLOCKS, ENCODINGS, UNSEEN, PrefixEncoder, blocks_for, context_keys
+from prcore_core.encoding import BLOCKS, ENCODINGS, UNSEEN, PrefixEncoder, TreeEncoder, blocks_for, context_keys
 
 AMOUNT = Attribute("CASE_ATTRIBUTE_NUMBER_amount", "amount", "case", Family.NUMBER)
 CHANNEL = Attribute("CASE_ATTRIBUTE_TEXT_channel", "channel", "case", Family.TEXT)
@@ -215,6 +215,11 @@ def test_a_wide_log_is_encoded_within_the_attribute_budget():
     assert sorted(counts.values(), reverse=True)[0] == max(counts[pair] for pair in kept)
     assert all(c <= least_kept for pair, c in counts.items() if pair not in kept and pair[0] in texts)
     assert encoder.transform(PrefixBatch(wide, np.arange(n))).shape == (n, len(encoder.feature_names_))
+    # the tree encoder has a column per attribute: it takes the first max_attributes of them
+    trees = TreeEncoder(max_attributes=10).fit(wide, attributes)
+    assert [a.name for a, _ in trees.attributes_] == [a.name for a in attributes[:10]]
+    assert trees.skipped_attributes_ == [a.name for a in attributes[10:]]
+    assert trees.transform(PrefixBatch(wide, np.arange(n))).shape == (n, len(trees.feature_names_))
     # within the budget nothing changes: each attribute keeps its max_categories most frequent values
     roomy = PrefixEncoder(blocks=("attributes",), max_categories=5).fit(wide, attributes[:3])
     for attribute, _, state in roomy.attributes_:
