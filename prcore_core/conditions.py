@@ -332,6 +332,23 @@ def operators_for(column: str, columns: ColumnsDefinition) -> tuple[Operator, ..
     return OPERATORS[_family_of_kind(_column_kind(column, columns))]
 
 
+def value_kind(column: str, columns: ColumnsDefinition) -> str | Family:
+    """What a condition's value on ``column`` is read as: ``"duration"`` (``10d``, ``4h``, seconds) or the family.
+
+    Undefined columns read as text (an editor may show them before the definition says more).
+
+    >>> from prcore_core.columns import ColumnDefinition as D, ColumnsDefinition
+    >>> d = ColumnsDefinition({"case": D.CASE_ID, "amount": D.NUMBER})
+    >>> value_kind("DURATION", d), value_kind("amount", d), value_kind("note", d)
+    ('duration', <Family.NUMBER: 'NUMBER'>, <Family.TEXT: 'TEXT'>)
+    """
+    try:
+        kind = _column_kind(column, columns)
+    except errors.InvalidConditionError:
+        return family(None)
+    return "duration" if kind == _DURATION else Family(kind)
+
+
 # A column's "kind" is its family, or _DURATION for the case-duration comparisons (a DURATION-defined column or the
 # DURATION pseudo-column), which are NUMBER-family by operators but read their thresholds with parse_duration.
 _DURATION = "DURATION_KIND"

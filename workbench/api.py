@@ -28,15 +28,15 @@ import logging
 import secrets
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 from tornado.web import HTTPError, RequestHandler
 
 from prcore_core import PrCore, errors
+from prcore_core.prescriptions import prcore_prescriptions
 from prcore_core.status import LIVE, ProjectStatus
-from prcore_core.streaming import prcore_prescriptions
 
 log = logging.getLogger(__name__)
 
@@ -210,15 +210,12 @@ class StreamControlHandler(ApiHandler):
     async def put(self, project_id: str, action: str, streaming_type: str | None = None) -> None:
         project_id = int(project_id)
         if action == "start":
-            mode = (streaming_type or "streaming").lower()
-            if mode not in ("streaming", "simulating"):
-                raise errors.StateError(errors.INVALID_STREAMING_TYPE)
+            mode = self.core.stream_mode(streaming_type or "streaming")
             speed = _optional_number(self, "speed")
             interval = _optional_number(self, "interval")
-            if interval is None and speed is None:
-                interval = 1.0
-            await self.call(self.core.start_streaming, project_id, mode, interval=interval, speed=speed,
-                            max_events=_optional_number(self, "max_events", int))  # fmt: skip
+            pace = {"interval": interval, "speed": speed} if interval is not None or speed is not None else {}
+            await self.call(self.core.start_streaming, project_id, mode,
+                            max_events=_optional_number(self, "max_events", int), **pace)  # fmt: skip
             self.send({"message": "Project streaming started successfully", "project_id": project_id})
         elif action == "stop":
             await self.call(self.core.stop_streaming, project_id)
@@ -235,8 +232,6 @@ class ResultStreamHandler(ApiHandler):
     reconnecting reader that sends ``Last-Event-ID`` gets exactly the events after that id. Message ids are event
     ids, so they only grow.
     """
-
-    readers: ClassVar[set[int]] = set()
 
     def initialize(self, core: PrCore, token: str, pool: Executor, ping_interval: float = PING_INTERVAL):
         super().initialize(core, token, pool)
@@ -255,7 +250,8 @@ class ResultStreamHandler(ApiHandler):
         finally:
             self.core.broker.unsubscribe(token)
             if getattr(self, "project_id", None) == project_id:
-                self.readers.discard(project_id)
+                self.core.close_stream_reader(project_id)
+                self.project_id = None
         if not self._finished:
             self.finish()
 
@@ -269,7 +265,7 @@ class ResultStreamHandler(ApiHandler):
             raise errors.StateError(errors.PROJECT_ERROR)
         early: list[tuple[str, Any]] = []
         deadline = IOLoop.current().time() + ACTIVATION_WAIT
-        while not self.core.streaming.is_open(project_id):
+        while not self.core.stream_is_open(project_id):
             if any(kind == "status" and payload in LIVE for kind, payload in early):
                 return early  # it was streaming a moment ago (a short simulation may be over already)
             if project.status is not ProjectStatus.ACTIVATING or IOLoop.current().time() > deadline:
@@ -281,10 +277,12 @@ class ResultStreamHandler(ApiHandler):
 
     async def _serve(self, project_id: int, inbox: asyncio.Queue) -> None:
         early = await self._wait_for_activation(project_id, inbox)
-        if project_id in self.readers:
-            raise errors.StateError(errors.PROJECT_ALREADY_READING)
-        resume = self._last_event_id()
-        self.readers.add(project_id)
+        self.core.open_stream_reader(project_id)  # one reader per project, a Python reader included
+        try:
+            resume = self._last_event_id()
+        except Exception:
+            self.core.close_stream_reader(project_id)
+            raise
         self.project_id = project_id
         self.legacy = self.get_query_argument("format", "") == "prcore"
         self.set_header("Content-Type", "text/event-stream")
@@ -292,9 +290,9 @@ class ResultStreamHandler(ApiHandler):
         self.set_header("Connection", "keep-alive")
         self.set_header("X-Accel-Buffering", "no")
         try:
-            cursor = resume if resume is not None else await self.call(self.core.streaming.last_sent_id, project_id)
+            cursor = resume if resume is not None else await self.call(self.core.stream_cursor, project_id)
             await self._emit(cursor, "notification", "CONNECTED")
-            backlog = await self.call(self.core.streaming.prescribed_events, project_id, cursor)
+            backlog = await self.call(self.core.stream_events, project_id, cursor)
             cursor = await self._deliver(backlog, cursor)
             while True:
                 if early:
@@ -308,7 +306,7 @@ class ResultStreamHandler(ApiHandler):
                 if kind == "events":
                     cursor = await self._deliver(payload, cursor)
                 elif kind == "finished":
-                    rest = await self.call(self.core.streaming.prescribed_events, project_id, cursor)
+                    rest = await self.call(self.core.stream_events, project_id, cursor)
                     cursor = await self._deliver(rest, cursor)
                     await self._emit(cursor, "notification", "FINISHED")
                     break
@@ -343,11 +341,14 @@ class ResultStreamHandler(ApiHandler):
         documents = [prcore_prescriptions(e) if self.legacy else e for e in fresh]
         last = fresh[-1]["id"]
         await self._emit(last, "message", json.dumps(documents, default=str))
-        await self.call(self.core.streaming.mark_sent, [e["id"] for e in fresh])
+        await self.call(self.core.mark_delivered, [e["id"] for e in fresh])
         return last
 
     def on_connection_close(self) -> None:
-        self.readers.discard(getattr(self, "project_id", None))
+        project_id = getattr(self, "project_id", None)
+        if project_id is not None:
+            self.core.close_stream_reader(project_id)
+            self.project_id = None
 
 
 def routes(core: PrCore, token: str, pool: Executor, ping_interval: float = PING_INTERVAL) -> list[tuple]:

@@ -82,7 +82,7 @@ def warm_up(core: PrCore, demo: DemoProject | None = None, projects: int = 3) ->
     view is as quick as the next ones."""
     try:
         core.available_plugins()
-        core.trainer.warm_up()
+        core.warm_up()
     except Exception:
         log.exception("Loading the plugins failed")
     if demo is not None:

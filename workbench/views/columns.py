@@ -22,18 +22,6 @@ TRANSITIONS = [t.value for t in Transition]
 MODES = {"Fast: one row per finished activity": True, "Detailed: start and end of each activity": False}
 
 
-def stored_analysis(core, event_log_id: int) -> dict:
-    """Activity and resource counts of a log that is already defined (the analysis the definition returned)."""
-    defined = core.defined_log(event_log_id)
-    resource = defined.columns.resource
-    resources = defined.log[resource].dropna().astype(str).value_counts() if resource else pd.Series(dtype=int)
-    return {
-        "activities_count": {str(k): int(v) for k, v in defined.activity_frequencies().items()},
-        "resources_count": {str(k): int(v) for k, v in resources.items()},
-        "n_cases": defined.n_cases,
-    }
-
-
 class ColumnRow(pn.viewable.Viewer):
     """The editor of one column: its name and sample values, its type, whether it is a case attribute."""
 
@@ -141,7 +129,7 @@ class ColumnsView(pn.viewable.Viewer):
         error = None
         if analysis is None and event_log.definition and event_log.definition.get("columns_definition"):
             try:
-                analysis = await self.state.run(stored_analysis, core, event_log_id)
+                analysis = await self.state.run(core.log_analysis, event_log_id)
             except Exception as exc:
                 error = error_text(exc)
         if self.state.event_log_id != event_log_id:  # another log was opened meanwhile; its own load shows it
@@ -216,8 +204,7 @@ class ColumnsView(pn.viewable.Viewer):
         self.progress.visible = True
         try:
             analysis = await self.state.run(self.state.core.set_columns_definition, self.event_log.id, **given)
-            defined = await self.state.run(self.state.core.defined_log, self.event_log.id)
-            analysis["n_cases"] = defined.n_cases
+            analysis["n_cases"] = (await self.state.run(self.state.core.log_analysis, self.event_log.id))["n_cases"]
         except Exception as exc:
             self.message.error(error_text(exc))
             return

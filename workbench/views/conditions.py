@@ -16,8 +16,8 @@ import panel as pn
 import param
 
 from prcore_core import registry
-from prcore_core.columns import DURATION_COLUMN, ColumnDefinition, ColumnsDefinition, Family, family
-from prcore_core.conditions import operators_for
+from prcore_core.columns import ColumnsDefinition, Family, family
+from prcore_core.conditions import operators_for, value_kind
 from prcore_core.errors import PrCoreError
 from workbench.views.state import WorkbenchState, error_text
 from workbench.views.widgets import Message, fmt_int, slug
@@ -42,10 +42,7 @@ class EditorContext:
         self.n_cases = n_cases
 
     def kind(self, column: str):
-        definition = self.columns.columns.get(column)
-        if (column == DURATION_COLUMN and definition is None) or definition is ColumnDefinition.DURATION:
-            return "duration"
-        return family(definition)
+        return value_kind(column, self.columns)
 
     def operators(self, column: str) -> list[str]:
         try:

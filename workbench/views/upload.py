@@ -49,16 +49,6 @@ def preview_frame(event_log: EventLog) -> pd.DataFrame:
     return pd.DataFrame(event_log.preview, columns=event_log.columns_header)
 
 
-def count_cases(core, event_log: EventLog) -> int | None:
-    """Cases of the log by its inferred case ID column (``None`` when no column is inferred as CASE_ID)."""
-    inferred = dict(zip(event_log.columns_header, event_log.inferred_definition, strict=True))
-    definition = (event_log.definition or {}).get("columns_definition") or inferred
-    case_column = next((c for c, d in definition.items() if d == "CASE_ID"), None)
-    if case_column is None:
-        return None
-    return int(core.read_event_log_frame(event_log.id)[case_column].nunique(dropna=True))
-
-
 class UploadView(pn.viewable.Viewer):
     """Drag and drop an event log; the core parses it off the server loop; errors appear next to the drop zone."""
 
@@ -121,7 +111,7 @@ class UploadView(pn.viewable.Viewer):
         core = self.state.core
         try:
             event_log = await self.state.run(core.upload_event_log, data, filename=name, separator=separator)
-            cases = await self.state.run(count_cases, core, event_log)
+            cases = await self.state.run(core.count_cases, event_log.id)
         except Exception as exc:
             self.progress.visible = False
             self.status.object = ""
