@@ -58,14 +58,22 @@ class DefinedLog:
         acts = ordered[activity].astype(str).to_numpy()
         same = np.r_[cases[1:] == cases[:-1], False] if len(cases) else np.array([], dtype=bool)
         first = np.r_[True, ~same[:-1]] if len(cases) else same
-        pairs = pd.DataFrame({
-            "source": np.concatenate([acts[:-1][same[:-1]] if len(acts) else acts, np.full(first.sum(), "▶"),
-                                      acts[~same]]),
-            "target": np.concatenate([acts[1:][same[:-1]] if len(acts) else acts, acts[first],
-                                      np.full((~same).sum(), "■")]),
-        })  # fmt: skip
-        return pairs.value_counts().rename("frequency").reset_index().sort_values("frequency", ascending=False,
-                                                                                    ignore_index=True)  # fmt: skip
+        pairs = pd.DataFrame(
+            {
+                "source": np.concatenate(
+                    [acts[:-1][same[:-1]] if len(acts) else acts, np.full(first.sum(), "▶"), acts[~same]]
+                ),
+                "target": np.concatenate(
+                    [acts[1:][same[:-1]] if len(acts) else acts, acts[first], np.full((~same).sum(), "■")]
+                ),
+            }
+        )
+        return (
+            pairs.value_counts()
+            .rename("frequency")
+            .reset_index()
+            .sort_values("frequency", ascending=False, ignore_index=True)
+        )
 
     def activity_frequencies(self) -> pd.Series:
         return self.log[self.columns.activity].astype(str).value_counts()

@@ -100,8 +100,9 @@ class PrCore:
         #: The one owner of in-memory copies: defined logs, prepared data, loaded models.
         self.cache = DerivedCache()
         self.trainer = Trainer(self.sessions, self.storage, settings, self.executor, self.cache)
-        self.streaming = StreamingService(self.sessions, self.executor, settings, self.storage, self.trainer.prepared,
-                                          self._model)  # fmt: skip
+        self.streaming = StreamingService(
+            self.sessions, self.executor, settings, self.storage, self.trainer.prepared, self._model
+        )
         self._recover()
 
     def close(self) -> None:
@@ -247,9 +248,14 @@ class PrCore:
             if not fast_mode and record.n_rows > MAX_DETAILED_ROWS:
                 raise errors.StateError(errors.FAST_MODE_ENFORCED)
             columns = validate_columns_definition(
-                record.columns_header, columns_definition, case_attributes, fast_mode,
-                start_transition, complete_transition, abort_transition,
-            )  # fmt: skip
+                record.columns_header,
+                columns_definition,
+                case_attributes,
+                fast_mode,
+                start_transition,
+                complete_transition,
+                abort_transition,
+            )
             analysis = self._analyse(record, columns)
             stored = columns.to_dict()
             if record.definition is None:
@@ -298,8 +304,11 @@ class PrCore:
             columns = columns_of(record)
             version = record.definition.updated_at or record.definition.created_at
             data_path = record.data_path
-        return self.cache.get(("defined_log", event_log_id), version,
-                              lambda: DefinedLog.build(self.storage.read_frame(data_path), columns))  # fmt: skip
+        return self.cache.get(
+            ("defined_log", event_log_id),
+            version,
+            lambda: DefinedLog.build(self.storage.read_frame(data_path), columns),
+        )
 
     def process_map(self, event_log_id: int) -> tuple[pd.DataFrame, pd.Series, int]:
         """The directly-follows relation, the activity frequencies and the number of cases of a defined log.
@@ -422,9 +431,14 @@ class PrCore:
             return Project.from_record(project, self)
 
     def redefine_project(
-        self, project_id: int, positive_outcome=None, negative_outcome=None, treatment=None,
-        parameters=None, additional_info=None,
-    ) -> Project:  # fmt: skip
+        self,
+        project_id: int,
+        positive_outcome=None,
+        negative_outcome=None,
+        treatment=None,
+        parameters=None,
+        additional_info=None,
+    ) -> Project:
         """New outcome/treatment definitions: retrain from scratch with fresh plugin instances.
 
         Plugins left out before (e.g. the treatment effect when no treatment was defined) are reconsidered.
@@ -557,9 +571,13 @@ class PrCore:
         return str(stream_target(mode)).lower()
 
     def start_streaming(
-        self, project_id: int, mode: str = "streaming", interval: float | None = DEFAULT_INTERVAL,
-        speed: float | None = None, max_events: int | None = None,
-    ) -> Project:  # fmt: skip
+        self,
+        project_id: int,
+        mode: str = "streaming",
+        interval: float | None = DEFAULT_INTERVAL,
+        speed: float | None = None,
+        max_events: int | None = None,
+    ) -> Project:
         """Switch a TRAINED project to ``streaming`` (posted events) or ``simulating`` (held-out cases replayed).
 
         The project goes ``ACTIVATING`` while its plugins load their models, then ``STREAMING``/``SIMULATING``.

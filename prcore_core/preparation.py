@@ -147,9 +147,13 @@ def prepare(
     labelled, _ = transitions.apply_transitions(parsed, columns, detailed=False)
     labelled = labelled[labelled[case_id].notna()].reset_index(drop=True)
     labels = conditions.label_cases(
-        labelled, columns, definition.outcome, definition.outcome_negative, definition.treatment,
+        labelled,
+        columns,
+        definition.outcome,
+        definition.outcome_negative,
+        definition.treatment,
         durations=labelled[case_id].map(per_case_duration),
-    )  # fmt: skip
+    )
     parsed, effective = transitions.apply_transitions(parsed, columns)
     parsed = parsed[parsed[case_id].notna()].reset_index(drop=True)
     parsed = _with_observed_flags(parsed, effective, definition, parsed[case_id].map(per_case_duration))

@@ -99,10 +99,14 @@ def failed_prescriptions(plugins: Sequence[PluginState], burst: Sequence[BurstEv
     """Prescriptions for a burst that could not be prescribed: every plugin's says why (completions get none)."""
     now = dt.datetime.now(dt.UTC)
     return [
-        [] if complete else [make_prescription(state, null_output(detail), _prescription_id(event_id, index), now)
-                             for index, state in enumerate(plugins)]
+        []
+        if complete
+        else [
+            make_prescription(state, null_output(detail), _prescription_id(event_id, index), now)
+            for index, state in enumerate(plugins)
+        ]
         for event_id, _, _, complete in burst
-    ]  # fmt: skip
+    ]
 
 
 class Prescriber:
@@ -118,9 +122,13 @@ class Prescriber:
         The stored events of the cases that are open, per case id, in arrival order (after a restart).
     """
 
-    def __init__(self, columns: ColumnsDefinition, attributes: Sequence[Attribute],
-                 plugins: Sequence[tuple[PluginState, Plugin, StoredState]],
-                 histories: Mapping[str, Sequence[Mapping[str, Any]]] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        columns: ColumnsDefinition,
+        attributes: Sequence[Attribute],
+        plugins: Sequence[tuple[PluginState, Plugin, StoredState]],
+        histories: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    ):
         self.plugins = list(plugins)
         self.cases = RunningCases(columns, attributes)
         if histories:
@@ -222,8 +230,9 @@ class PrescriberProcess:
 
     def __init__(self, spec: PrescriberSpec, context, timeout: float = 120.0):
         self._connection, child = context.Pipe()
-        self.process = context.Process(target=_serve_prescriber, args=(child, spec), daemon=True,
-                                       name=f"prescriber-{spec.project_id}")  # fmt: skip
+        self.process = context.Process(
+            target=_serve_prescriber, args=(child, spec), daemon=True, name=f"prescriber-{spec.project_id}"
+        )
         self.process.start()
         child.close()
         if not self._connection.poll(timeout):

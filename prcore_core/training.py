@@ -101,10 +101,15 @@ def fit_and_measure(
     evaluation_seconds = time.perf_counter() - started - fit_seconds
     instance.save(model_file)
     baselines_started = time.perf_counter()
-    baselines = shared_baselines(plugin_class.prescription_type, training, held_out, Path(model_file).parent,
-                                 progress(0.75, 0.98))  # fmt: skip
-    metrics = {**metrics, "training_seconds": round(fit_seconds, 3), "evaluation_seconds": round(evaluation_seconds, 3),
-               "held_out_cases": held_out.n_cases}  # fmt: skip
+    baselines = shared_baselines(
+        plugin_class.prescription_type, training, held_out, Path(model_file).parent, progress(0.75, 0.98)
+    )
+    metrics = {
+        **metrics,
+        "training_seconds": round(fit_seconds, 3),
+        "evaluation_seconds": round(evaluation_seconds, 3),
+        "held_out_cases": held_out.n_cases,
+    }
     if baselines:
         metrics["baselines"] = baselines
         metrics["baseline_seconds"] = round(time.perf_counter() - baselines_started, 3)
@@ -189,15 +194,28 @@ def run_training_job(job: TrainingJob) -> dict:
     def progress(low: float, high: float):
         return plugin_progress(sessions, job.project_id, job.run, job.plugin_id, low, high)
 
-    return fit_and_measure(plugin_class, job.parameters, _process_state["prepared"], job.definition,
-                           job.additional_info, progress, storage.path(job.model_path))  # fmt: skip
+    return fit_and_measure(
+        plugin_class,
+        job.parameters,
+        _process_state["prepared"],
+        job.definition,
+        job.additional_info,
+        progress,
+        storage.path(job.model_path),
+    )
 
 
 class Trainer:
     """Runs preparation and plugin training for projects in an executor."""
 
-    def __init__(self, sessions: sessionmaker, storage: Storage, settings: Settings, executor: Executor,
-                 cache: DerivedCache | None = None):  # fmt: skip
+    def __init__(
+        self,
+        sessions: sessionmaker,
+        storage: Storage,
+        settings: Settings,
+        executor: Executor,
+        cache: DerivedCache | None = None,
+    ):
         self.sessions = sessions
         self.storage = storage
         self.settings = settings
@@ -328,9 +346,19 @@ class Trainer:
                 stored = (project.prepared_path, list(project.attributes or []), dict(project.split or {}))
             relative = self.storage.model_path(project_id, run, plugin_class.key)
             if self.settings.training_processes and importable(plugin_class):
-                job = TrainingJob(self.settings, project_id, run, plugin_id, plugin_class.__module__,
-                                  plugin_class.__qualname__, parameters, additional_info, definition, *stored,
-                                  relative)  # fmt: skip
+                job = TrainingJob(
+                    self.settings,
+                    project_id,
+                    run,
+                    plugin_id,
+                    plugin_class.__module__,
+                    plugin_class.__qualname__,
+                    parameters,
+                    additional_info,
+                    definition,
+                    *stored,
+                    relative,
+                )
                 metrics = self._processes().submit(run_training_job, job).result()
             else:
                 prepared = self.cache.peek(("prepared", project_id), run)
@@ -338,8 +366,15 @@ class Trainer:
                 def progress(low: float, high: float):
                     return plugin_progress(self.sessions, project_id, run, plugin_id, low, high)
 
-                metrics = fit_and_measure(plugin_class, parameters, prepared, definition, additional_info, progress,
-                                          self.storage.path(relative))  # fmt: skip
+                metrics = fit_and_measure(
+                    plugin_class,
+                    parameters,
+                    prepared,
+                    definition,
+                    additional_info,
+                    progress,
+                    self.storage.path(relative),
+                )
             with self._outcome_lock, self.sessions() as session:
                 project = self._current(session, project_id, run)
                 plugin = session.get(PluginRecord, plugin_id)
@@ -380,8 +415,12 @@ class Trainer:
             if self._pool is None:
                 import os
 
-                self._pool = ProcessPoolExecutor(self.settings.max_workers, mp_context=worker_context(),
-                                                 initializer=worker_setup, initargs=(os.getpid(),))  # fmt: skip
+                self._pool = ProcessPoolExecutor(
+                    self.settings.max_workers,
+                    mp_context=worker_context(),
+                    initializer=worker_setup,
+                    initargs=(os.getpid(),),
+                )
             return self._pool
 
     def warm_up(self) -> None:
@@ -414,9 +453,11 @@ class Trainer:
 
     def prepared(self, project: ProjectRecord) -> PreparedLog:
         """The prepared data of a project's current run (loaded from disk after a restart)."""
-        return self.cache.get(("prepared", project.id), project.training_run,
-                              lambda: self.storage.read_prepared(project.prepared_path, project.attributes,
-                                                                 project.split))  # fmt: skip
+        return self.cache.get(
+            ("prepared", project.id),
+            project.training_run,
+            lambda: self.storage.read_prepared(project.prepared_path, project.attributes, project.split),
+        )
 
 
 def _json_safe(value):

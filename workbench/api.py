@@ -156,8 +156,9 @@ class EventLogDefinitionHandler(ApiHandler):
             raise errors.InvalidColumnsDefinitionError(errors.INVALID_COLUMN_DEFINITION)
         allowed = {"case_attributes", "fast_mode", "start_transition", "complete_transition", "abort_transition"}
         options = {k: v for k, v in body.items() if k in allowed and v is not None}
-        analysis = await self.call(self.core.set_columns_definition, int(event_log_id), body["columns_definition"],
-                                   **options)  # fmt: skip
+        analysis = await self.call(
+            self.core.set_columns_definition, int(event_log_id), body["columns_definition"], **options
+        )
         self.send(analysis)
 
 
@@ -172,8 +173,15 @@ class ProjectCreateHandler(ApiHandler):
             event_log_id = int(body["event_log_id"])
         except (TypeError, ValueError):
             raise errors.InvalidConditionError("event_log_id must be an integer") from None
-        keys = ("positive_outcome", "negative_outcome", "treatment", "parameters", "additional_info", "name",
-                "description")  # fmt: skip
+        keys = (
+            "positive_outcome",
+            "negative_outcome",
+            "treatment",
+            "parameters",
+            "additional_info",
+            "name",
+            "description",
+        )
         project = await self.call(self.core.create_project, event_log_id, **{k: body.get(k) for k in keys})
         self.send({"message": "Project created successfully", "project": project.to_dict(), "result_key": None})
 
@@ -186,8 +194,11 @@ class EventHandler(ApiHandler):
         # validation is quick and runs here; the commit is awaited (group-committed by the journal thread)
         event = await asyncio.wrap_future(self.core.submit_event(int(project_id), body))
         last = event["attributes"].get("COMPLETE_INDICATOR") == "True"
-        message = "Event received successfully, this is the last event of the case" if last else (
-            "Event received successfully")  # fmt: skip
+        message = (
+            "Event received successfully, this is the last event of the case"
+            if last
+            else ("Event received successfully")
+        )
         self.send({"message": message, "event": event})
 
 
@@ -214,8 +225,13 @@ class StreamControlHandler(ApiHandler):
             speed = _optional_number(self, "speed")
             interval = _optional_number(self, "interval")
             pace = {"interval": interval, "speed": speed} if interval is not None or speed is not None else {}
-            await self.call(self.core.start_streaming, project_id, mode,
-                            max_events=_optional_number(self, "max_events", int), **pace)  # fmt: skip
+            await self.call(
+                self.core.start_streaming,
+                project_id,
+                mode,
+                max_events=_optional_number(self, "max_events", int),
+                **pace,
+            )
             self.send({"message": "Project streaming started successfully", "project_id": project_id})
         elif action == "stop":
             await self.call(self.core.stop_streaming, project_id)
@@ -243,8 +259,9 @@ class ResultStreamHandler(ApiHandler):
         inbox: asyncio.Queue = asyncio.Queue()
         # subscribed before anything is checked: news published while this reader waits for the activation (even
         # a whole short simulation) is in the inbox, not lost between two looks at the project
-        token = self.core.broker.subscribe(project_id, lambda kind, payload: loop.add_callback(
-            inbox.put_nowait, (kind, payload)))  # fmt: skip
+        token = self.core.broker.subscribe(
+            project_id, lambda kind, payload: loop.add_callback(inbox.put_nowait, (kind, payload))
+        )
         try:
             await self._serve(project_id, inbox)
         finally:

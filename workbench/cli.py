@@ -41,9 +41,17 @@ def _serve(args: argparse.Namespace) -> int:
     from workbench.server import PortInUseError, serve
 
     try:
-        serve(host=args.host, port=args.port, data_dir=args.data_dir, database_url=args.database_url,
-              token=args.token or os.environ.get("PRCORE_API_TOKEN"), show=args.show, demo=args.demo,
-              demo_cases=args.demo_cases, ping_interval=args.ping_interval)  # fmt: skip
+        serve(
+            host=args.host,
+            port=args.port,
+            data_dir=args.data_dir,
+            database_url=args.database_url,
+            token=args.token or os.environ.get("PRCORE_API_TOKEN"),
+            show=args.show,
+            demo=args.demo,
+            demo_cases=args.demo_cases,
+            ping_interval=args.ping_interval,
+        )
     except PortInUseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

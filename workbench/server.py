@@ -98,9 +98,18 @@ def warm_up(core: PrCore, demo: DemoProject | None = None, projects: int = 3) ->
             log.debug("Warming project %s skipped", project.id, exc_info=True)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, data_dir=None, database_url=None, token=None,
-          show: bool = False, core: PrCore | None = None, demo: bool = False,
-          demo_cases: int = 2000, ping_interval: float = api.PING_INTERVAL) -> None:  # fmt: skip
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    data_dir=None,
+    database_url=None,
+    token=None,
+    show: bool = False,
+    core: PrCore | None = None,
+    demo: bool = False,
+    demo_cases: int = 2000,
+    ping_interval: float = api.PING_INTERVAL,
+) -> None:
     """Serve until SIGINT/SIGTERM; prints the URLs and the API token first.
 
     With ``demo``, the dashboard opens on a project trained on the built-in demo log (created and trained in the
@@ -122,8 +131,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data_dir=None, database_url
     if core is None:
         given = {"data_dir": data_dir, "database_url": database_url}
         # plugins train, and streams are prescribed for, in processes of their own: requests are answered promptly
-        core = PrCore(settings=Settings(training_processes=True, prescribing_processes=True,
-                                        **{k: v for k, v in given.items() if v is not None}))  # fmt: skip
+        core = PrCore(
+            settings=Settings(
+                training_processes=True, prescribing_processes=True, **{k: v for k, v in given.items() if v is not None}
+            )
+        )
     token = api.resolve_token(core.settings.data_dir, token)
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="prcore-api")
     demo_project = DemoProject(core, n_cases=demo_cases) if demo else None
@@ -155,8 +167,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data_dir=None, database_url
     base = f"http://{host}:{port}"
     print(f"PrCore Workbench serving data directory {core.settings.data_dir}", flush=True)
     print(f"  dashboard:  {base}/", flush=True)
-    print(f"  REST/SSE:   {base}/project/{{id}}, {base}/event/{{id}}, {base}/project/{{id}}/streaming/result",
-          flush=True)  # fmt: skip
+    print(
+        f"  REST/SSE:   {base}/project/{{id}}, {base}/event/{{id}}, {base}/project/{{id}}/streaming/result", flush=True
+    )
     print(f"  API token:  {token}   (send 'Authorization: Bearer <token>')", flush=True)
     threading.Thread(target=warm_up, args=(core, demo_project), name="prcore-warm-up", daemon=True).start()
     if demo_project is not None:

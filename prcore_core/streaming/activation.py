@@ -51,9 +51,17 @@ class Activation:
         Ingests one event of a project (the simulation posts through it, as any client does).
     """
 
-    def __init__(self, sessions: sessionmaker, executor, storage: Storage,
-                 prepared: Callable[[ProjectRecord], PreparedLog], broker: Broker, journal: Journal,
-                 prescribing: Prescribing, post: Callable[[int, dict], Any]):  # fmt: skip
+    def __init__(
+        self,
+        sessions: sessionmaker,
+        executor,
+        storage: Storage,
+        prepared: Callable[[ProjectRecord], PreparedLog],
+        broker: Broker,
+        journal: Journal,
+        prescribing: Prescribing,
+        post: Callable[[int, dict], Any],
+    ):
         self.sessions = sessions
         self.executor = executor
         self.storage = storage

@@ -90,10 +90,11 @@ class Delivery:
             else:
                 query = query.where(EventRecord.sent.is_(False))
             return [
-                stream_event(e.id, e.prescribed_at, e.complete_indicator, e.attributes, e.prescriptions or [],
-                             e.created_at)
+                stream_event(
+                    e.id, e.prescribed_at, e.complete_indicator, e.attributes, e.prescriptions or [], e.created_at
+                )
                 for e in session.scalars(query)
-            ]  # fmt: skip
+            ]
 
     def last_sent_id(self, project_id: int) -> int:
         """The highest event id some reader was given (0 if none): where a new reader starts."""

@@ -113,9 +113,16 @@ class Journal:
                 return
             rows = session.execute(
                 insert(EventRecord).returning(EventRecord.id, EventRecord.created_at, sort_by_parameter_order=True),
-                [{"project_id": p.active.project_id, "case_pk": pk, "attributes": p.attributes,
-                  "complete_indicator": p.complete} for p, pk in accepted],
-            ).all()  # fmt: skip
+                [
+                    {
+                        "project_id": p.active.project_id,
+                        "case_pk": pk,
+                        "attributes": p.attributes,
+                        "complete_indicator": p.complete,
+                    }
+                    for p, pk in accepted
+                ],
+            ).all()
             if completed:
                 session.execute(
                     update(CaseRecord).where(CaseRecord.id.in_([pk for _, _, pk in completed])).values(completed=True)
@@ -126,21 +133,24 @@ class Journal:
         for (posted, _), (event_id, created_at) in zip(accepted, rows, strict=True):
             active = posted.active
             active.queue.put(QueuedEvent(event_id, posted.case_id, posted.attributes, posted.complete, created_at))
-            posted.future.set_result({
-                "project_id": active.project_id,
-                "attributes": renamed_attributes(posted.attributes, active.columns, posted.complete),
-                "id": event_id,
-                "created_at": _iso(created_at),
-                "updated_at": None,
-            })  # fmt: skip
+            posted.future.set_result(
+                {
+                    "project_id": active.project_id,
+                    "attributes": renamed_attributes(posted.attributes, active.columns, posted.complete),
+                    "id": event_id,
+                    "created_at": _iso(created_at),
+                    "updated_at": None,
+                }
+            )
 
     @staticmethod
     def _case(session, project_id: int, case_id: str) -> tuple[int, bool]:
         """The case's row id and whether it is completed, creating the case when it is new."""
         found = session.execute(
-            select(CaseRecord.id, CaseRecord.completed).where(CaseRecord.project_id == project_id,
-                                                              CaseRecord.case_id == case_id)
-        ).first()  # fmt: skip
+            select(CaseRecord.id, CaseRecord.completed).where(
+                CaseRecord.project_id == project_id, CaseRecord.case_id == case_id
+            )
+        ).first()
         if found is not None:
             return found.id, bool(found.completed)
         created = session.execute(

@@ -76,8 +76,9 @@ class ActiveProject:
 class Prescribing:
     """Builds each active project's prescriber and runs its prescriber thread."""
 
-    def __init__(self, sessions: sessionmaker, settings: Settings, load_model: Callable[[int, str, str], Plugin],
-                 broker: Broker):  # fmt: skip
+    def __init__(
+        self, sessions: sessionmaker, settings: Settings, load_model: Callable[[int, str, str], Plugin], broker: Broker
+    ):
         self.sessions = sessions
         self.settings = settings
         self.load_model = load_model
@@ -99,45 +100,61 @@ class Prescribing:
             rows = session.execute(
                 select(CaseRecord.case_id, EventRecord.attributes)
                 .join(EventRecord, EventRecord.case_pk == CaseRecord.id)
-                .where(CaseRecord.project_id == project_id, CaseRecord.completed.is_(False),
-                       EventRecord.prescribed.is_(True))
+                .where(
+                    CaseRecord.project_id == project_id,
+                    CaseRecord.completed.is_(False),
+                    EventRecord.prescribed.is_(True),
+                )
                 .order_by(EventRecord.id)
-            ).all()  # fmt: skip
+            ).all()
         histories: dict[str, list[dict[str, Any]]] = {}
         for case_id, attributes in rows:
             histories.setdefault(case_id, []).append(attributes)
         return histories
 
-    def prescriber_for(self, project_id: int, columns: ColumnsDefinition, attributes: tuple[Attribute, ...],
-                        plugins: list[tuple[PluginState, str]]) -> Prescriber | PrescriberProcess:  # fmt: skip
+    def prescriber_for(
+        self,
+        project_id: int,
+        columns: ColumnsDefinition,
+        attributes: tuple[Attribute, ...],
+        plugins: list[tuple[PluginState, str]],
+    ) -> Prescriber | PrescriberProcess:
         """Load the project's prescriber: in a process of its own when the settings ask for it and every plugin
         can be imported there (one defined in a notebook cannot), else in this process."""
         histories = self.open_histories(project_id)
         if self.settings.prescribing_processes and all(
             importable(registry.get_plugin_class(state.key)) for state, _ in plugins
         ):
-            spec = PrescriberSpec(project_id, self.settings.url, self.settings.data_dir, columns, attributes,
-                                  plugins, histories)  # fmt: skip
+            spec = PrescriberSpec(
+                project_id, self.settings.url, self.settings.data_dir, columns, attributes, plugins, histories
+            )
             return PrescriberProcess(spec, worker_context())
-        loaded = [(state, self.load_model(project_id, state.key, path), StoredState(self.sessions, project_id,
-                                                                                    state.key))
-                  for state, path in plugins]  # fmt: skip
+        loaded = [
+            (state, self.load_model(project_id, state.key, path), StoredState(self.sessions, project_id, state.key))
+            for state, path in plugins
+        ]
         return Prescriber(columns, attributes, loaded, histories)
 
     def requeue_unprescribed(self, active: ActiveProject) -> None:
         with self.sessions() as session:
             rows = session.execute(
-                select(EventRecord.id, CaseRecord.case_id, EventRecord.attributes, EventRecord.complete_indicator,
-                       EventRecord.created_at)
+                select(
+                    EventRecord.id,
+                    CaseRecord.case_id,
+                    EventRecord.attributes,
+                    EventRecord.complete_indicator,
+                    EventRecord.created_at,
+                )
                 .join(CaseRecord, EventRecord.case_pk == CaseRecord.id)
                 .where(EventRecord.project_id == active.project_id, EventRecord.prescribed.is_(False))
                 .order_by(EventRecord.id)
-            ).all()  # fmt: skip
+            ).all()
         for event_id, case_id, attributes, complete, created_at in rows:
             active.queue.put(QueuedEvent(event_id, case_id, attributes, complete, created_at))
         if rows:
-            log.warning("Prescribing %d events of project %s acknowledged before a restart", len(rows),
-                        active.project_id)  # fmt: skip
+            log.warning(
+                "Prescribing %d events of project %s acknowledged before a restart", len(rows), active.project_id
+            )
 
     def _prescribing_loop(self, active: ActiveProject) -> None:
         while True:
@@ -166,8 +183,9 @@ class Prescribing:
         burst = [(item.event_id, item.case_id, item.attributes, item.complete) for item in batch]
         try:
             if active.prescriber is None:  # its process ended under an earlier burst: start it again
-                active.prescriber = self.prescriber_for(active.project_id, active.columns, active.attributes,
-                                                         active.plugins)  # fmt: skip
+                active.prescriber = self.prescriber_for(
+                    active.project_id, active.columns, active.attributes, active.plugins
+                )
             outputs = active.prescriber.prescribe(burst)
         except Exception as exc:  # e.g. its process died: the burst is still stored and delivered, each saying why
             log.exception("Prescribing %d events of project %s failed", len(burst), active.project_id)
@@ -179,9 +197,16 @@ class Prescribing:
         with self.sessions() as session:
             session.execute(
                 update(EventRecord),
-                [{"id": item.event_id, "prescriptions": outputs[i], "prescribed": True, "prescribed_at": prescribed_at}
-                 for i, item in enumerate(batch)],
-            )  # fmt: skip
+                [
+                    {
+                        "id": item.event_id,
+                        "prescriptions": outputs[i],
+                        "prescribed": True,
+                        "prescribed_at": prescribed_at,
+                    }
+                    for i, item in enumerate(batch)
+                ],
+            )
             session.commit()
         events = [
             stream_event(item.event_id, prescribed_at, item.complete, item.attributes, outputs[i], item.created_at)

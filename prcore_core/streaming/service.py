@@ -57,16 +57,23 @@ class StreamingService:
         ``load_model(project_id, plugin_key, model_path)``: a trained plugin, loaded (and cached by the caller).
     """
 
-    def __init__(self, sessions: sessionmaker, executor, settings: Settings, storage: Storage,
-                 prepared: Callable[[ProjectRecord], PreparedLog],
-                 load_model: Callable[[int, str, str], Plugin]):  # fmt: skip
+    def __init__(
+        self,
+        sessions: sessionmaker,
+        executor,
+        settings: Settings,
+        storage: Storage,
+        prepared: Callable[[ProjectRecord], PreparedLog],
+        load_model: Callable[[int, str, str], Plugin],
+    ):
         self.sessions = sessions
         self.broker = Broker()
         self.delivery = Delivery(sessions)
         self.journal = Journal(sessions)
         self.prescribing = Prescribing(sessions, settings, load_model, self.broker)
-        self.activation = Activation(sessions, executor, storage, prepared, self.broker, self.journal,
-                                     self.prescribing, post=self.ingest)  # fmt: skip
+        self.activation = Activation(
+            sessions, executor, storage, prepared, self.broker, self.journal, self.prescribing, post=self.ingest
+        )
 
     @property
     def _active(self) -> dict[int, ActiveProject]:

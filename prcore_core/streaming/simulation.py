@@ -37,9 +37,16 @@ class Simulation(threading.Thread):
         Stop after this many events (PrCore stopped at 1,800); ``None`` replays everything.
     """
 
-    def __init__(self, post: Callable[[int, dict], Any], finish: Callable[..., None], active: ActiveProject,
-                 events: pd.DataFrame, interval: float | None = 0.0, speed: float | None = None,
-                 max_events: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        post: Callable[[int, dict], Any],
+        finish: Callable[..., None],
+        active: ActiveProject,
+        events: pd.DataFrame,
+        interval: float | None = 0.0,
+        speed: float | None = None,
+        max_events: int | None = None,
+    ):
         super().__init__(name=f"simulation-{active.project_id}", daemon=True)
         self.post = post
         self.finish = finish
