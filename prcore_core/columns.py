@@ -143,9 +143,20 @@ _XES_NAMES = {
     "org:resource": D.RESOURCE,
 }
 _RESOURCE_NAMES = {
-    "resource", "user", "person", "agent", "employee", "operator", "representative", "personnel", "specialist",
-    "worker", "staff", "technician", "technologist",
-}  # fmt: skip
+    "resource",
+    "user",
+    "person",
+    "agent",
+    "employee",
+    "operator",
+    "representative",
+    "personnel",
+    "specialist",
+    "worker",
+    "staff",
+    "technician",
+    "technologist",
+}
 _SEP = r"[_ \-:.]?"
 _START_RE = re.compile(rf"^(start|begin){_SEP}(time|date|timestamp)$")
 _END_RE = re.compile(rf"^(end|finish|complete|stop){_SEP}(time|date|timestamp)$")

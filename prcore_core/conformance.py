@@ -105,8 +105,10 @@ def check_plugin(plugin_class: type[Plugin], logs: tuple[LabelledLog, LabelledLo
     _require(isinstance(metrics, dict), "evaluate must return a dict")
     json.dumps(metrics, default=float)
 
-    _require(plugin.predict(PrefixBatch(held_out.events, np.array([], dtype=int), held_out.attributes)) == [],
-             "an empty batch must give an empty list")  # fmt: skip
+    _require(
+        plugin.predict(PrefixBatch(held_out.events, np.array([], dtype=int), held_out.attributes)) == [],
+        "an empty batch must give an empty list",
+    )
     batch = held_out.prefixes()
     batch = PrefixBatch(batch.events, batch.ends[:300], batch.attributes)
     _require(1 in set(batch.lengths.tolist()), "the check batch must contain prefixes of length 1")
@@ -122,8 +124,9 @@ def check_plugin(plugin_class: type[Plugin], logs: tuple[LabelledLog, LabelledLo
     unseen = plugin.predict(_with_unseen_values(held_out), fresh())
     _require(len(unseen) == len(_with_unseen_values(held_out)), "unseen values must still get one prediction each")
 
-    single = PrefixBatch.from_prefixes([held_out.events[held_out.events[CASE_ID] == held_out.events[CASE_ID].iloc[0]]
-                                        .iloc[:2]], held_out.attributes)  # fmt: skip
+    single = PrefixBatch.from_prefixes(
+        [held_out.events[held_out.events[CASE_ID] == held_out.events[CASE_ID].iloc[0]].iloc[:2]], held_out.attributes
+    )
     _require(len(plugin.predict(single, fresh())) == 1, "a single streamed prefix must get one prediction")
 
     with tempfile.TemporaryDirectory() as directory:

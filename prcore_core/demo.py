@@ -88,9 +88,21 @@ CANCEL = "Cancel application"
 
 #: Every activity of the demo process, in rough process order.
 ACTIVITIES = (
-    SUBMIT, CHECK_FRAUD, AUTO_DECLINE, VALIDATE, REQUEST, RECEIVE, ASSESS, SENIOR_REVIEW, SEND_OFFER, TREATMENT,
-    RECEIVE_SIGNED, APPROVE, DECLINE, CANCEL,
-)  # fmt: skip
+    SUBMIT,
+    CHECK_FRAUD,
+    AUTO_DECLINE,
+    VALIDATE,
+    REQUEST,
+    RECEIVE,
+    ASSESS,
+    SENIOR_REVIEW,
+    SEND_OFFER,
+    TREATMENT,
+    RECEIVE_SIGNED,
+    APPROVE,
+    DECLINE,
+    CANCEL,
+)
 
 SYSTEM = "system"
 FRONT_OFFICE = ("Anna", "Ben", "Chloe", "David")
@@ -100,9 +112,23 @@ SENIORS = ("Olivia", "Paul")
 LOAN_OFFICERS = ("Karim", "Lena", "Marco", "Nora")
 #: Personal speed: a factor on waiting and processing times (below 1 is faster).
 SPEED = {
-    "Anna": 0.8, "Ben": 1.1, "Chloe": 1.0, "David": 1.3, "Emma": 0.9, "Felix": 1.2, "Grace": 1.0, "Hugo": 0.8,
-    "Iris": 1.0, "Jonas": 1.4, "Olivia": 1.0, "Paul": 1.2, "Karim": 0.9, "Lena": 1.0, "Marco": 1.3, "Nora": 0.8,
-}  # fmt: skip
+    "Anna": 0.8,
+    "Ben": 1.1,
+    "Chloe": 1.0,
+    "David": 1.3,
+    "Emma": 0.9,
+    "Felix": 1.2,
+    "Grace": 1.0,
+    "Hugo": 0.8,
+    "Iris": 1.0,
+    "Jonas": 1.4,
+    "Olivia": 1.0,
+    "Paul": 1.2,
+    "Karim": 0.9,
+    "Lena": 1.0,
+    "Marco": 1.3,
+    "Nora": 0.8,
+}
 
 GOALS = ("car", "home improvement", "debt consolidation", "business", "education", "other")
 _GOAL_SHARE = np.array([0.28, 0.24, 0.20, 0.10, 0.08, 0.10])
@@ -531,10 +557,13 @@ def create_demo_project(core, n_cases: int = 2000, seed: int = 0, report=None):
     additional_info = {"resource-allocation": {"available_resources": DEMO_RESOURCES, "treatment_duration": "1h"}}
     plugins = core.available_plugins()
     project = core.create_project(
-        event_log.id, positive_outcome=demo.outcome, treatment=demo.treatment, name=DEMO_PROJECT,
+        event_log.id,
+        positive_outcome=demo.outcome,
+        treatment=demo.treatment,
+        name=DEMO_PROJECT,
         description="Synthetic loan applications; the treatment 'Call customer' has a known effect",
         additional_info={k: v for k, v in additional_info.items() if k in plugins} or None,
-    )  # fmt: skip
+    )
     report(f"Project {project.id} created: {project.status}")
     return project
 

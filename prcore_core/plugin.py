@@ -114,8 +114,10 @@ class Plugin(param.Parameterized):
 
         The default checks the labels the plugin declares it needs; override to add more.
         """
-        for needed, label, what in ((cls.needs_outcome, "OUTCOME", "an outcome"),
-                                    (cls.needs_treatment, "TREATMENT", "a treatment")):  # fmt: skip
+        for needed, label, what in (
+            (cls.needs_outcome, "OUTCOME", "an outcome"),
+            (cls.needs_treatment, "TREATMENT", "a treatment"),
+        ):
             if not needed:
                 continue
             if not log.has_label(label):

@@ -255,8 +255,10 @@ class Project:
                 raise errors.ProjectFailedError(project.error or "Project failed")
             if time.monotonic() > deadline:
                 plugins = ", ".join(f"{p.key} {p.status} ({p.progress_message})" for p in project.plugins)
-                raise TimeoutError(f"Project {self.id} is {project.status} after {timeout} s, not {wanted}; "
-                                   f"plugins: {plugins or 'none yet'}")  # fmt: skip
+                raise TimeoutError(
+                    f"Project {self.id} is {project.status} after {timeout} s, not {wanted}; "
+                    f"plugins: {plugins or 'none yet'}"
+                )
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
 

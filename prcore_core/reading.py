@@ -287,8 +287,9 @@ def _decode(data: bytes) -> tuple[bytes, str, str]:
         try:
             text = data.decode("utf-16")
         except UnicodeDecodeError as error:
-            raise _invalid(f"{errors.EVENT_LOG_INVALID}: the file starts as UTF-16 but is not valid UTF-16 "
-                           f"(byte {error.start:,})") from error  # fmt: skip
+            raise _invalid(
+                f"{errors.EVENT_LOG_INVALID}: the file starts as UTF-16 but is not valid UTF-16 (byte {error.start:,})"
+            ) from error
         return text.encode("utf-8"), "utf-8", text
     if b"\x00" in data:
         raise _invalid()
@@ -342,9 +343,14 @@ def _read_csv(data: bytes, separator: str | None, limits: ReadingLimits = Readin
     for engine in ("pyarrow", "c"):
         try:
             frame = pd.read_csv(
-                io.BytesIO(data), sep=separator, dtype=str, engine=engine, encoding=encoding,
-                keep_default_na=False, na_values=[""],
-            )  # fmt: skip
+                io.BytesIO(data),
+                sep=separator,
+                dtype=str,
+                engine=engine,
+                encoding=encoding,
+                keep_default_na=False,
+                na_values=[""],
+            )
             break
         except Exception as error:  # any parser failure, including pyarrow being absent
             logger.debug("read_csv(engine=%r) failed: %s", engine, error)

@@ -97,8 +97,9 @@ class RunningCases:
             owners.extend([number] * length)
         has_prefix = [length > 0 for length in lengths]
         if not rows:
-            return PrefixBatch(pd.DataFrame(columns=list(self._dtypes)), np.array([], dtype=np.int64),
-                               self.attributes), has_prefix  # fmt: skip
+            return PrefixBatch(
+                pd.DataFrame(columns=list(self._dtypes)), np.array([], dtype=np.int64), self.attributes
+            ), has_prefix
         frame = pd.DataFrame.from_records(rows, columns=list(self._dtypes))
         for column, dtype in self._dtypes.items():
             if frame[column].dtype != dtype:
@@ -151,8 +152,9 @@ class RunningCases:
         if self.columns.transition is None and ColumnDefinition.DURATION not in self.columns.columns.values():
             return [self._canonical_row(event) for event in raw], list(range(len(raw)))
         # object dtype from the start: a burst mixing 112 and None must not turn the resource into "112.0"
-        frame = pd.DataFrame([{k: v for k, v in event.items() if k != COMPLETE_INDICATOR} for event in raw],
-                             dtype=object)  # fmt: skip
+        frame = pd.DataFrame(
+            [{k: v for k, v in event.items() if k != COMPLETE_INDICATOR} for event in raw], dtype=object
+        )
         frame = frame.where(frame.notna(), None)
         parsed = values.parse_log(frame, self.columns)
         parsed[_ARRIVAL] = np.arange(len(parsed))

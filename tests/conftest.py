@@ -80,10 +80,23 @@ class Server:
         """Start (again, after :meth:`stop` or a kill) and wait until it answers."""
         self.log = self.log_path.open("a")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "workbench.cli", "serve", "--port", str(self.port), "--data-dir",
-             str(self.data_dir), "--token", TOKEN, *self.options],
-            stdout=self.log, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "workbench.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                "--token",
+                TOKEN,
+                *self.options,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -137,8 +150,9 @@ class SseReader:
         headers = dict(AUTH)
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
-        self.response = requests.get(f"{server.url}/project/{project_id}/{path}/result{query}", headers=headers,
-                                     stream=True, timeout=(5, 60))  # fmt: skip
+        self.response = requests.get(
+            f"{server.url}/project/{project_id}/{path}/result{query}", headers=headers, stream=True, timeout=(5, 60)
+        )
         self.items: queue.Queue = queue.Queue()
         if self.response.status_code == 200:
             threading.Thread(target=self._read, daemon=True).start()

@@ -66,11 +66,22 @@ def test_check_project_status(server):
     document = answer.json()
     assert list(document) == ["message", "project"]
     project = document["project"]
-    assert list(project)[:8] == ["id", "created_at", "updated_at", "name", "description", "status", "event_log",
-                                 "plugins"]  # fmt: skip
+    assert list(project)[:8] == [
+        "id",
+        "created_at",
+        "updated_at",
+        "name",
+        "description",
+        "status",
+        "event_log",
+        "plugins",
+    ]
     assert project["status"] == "TRAINED"
-    assert set(project["event_log"]["definition"]) >= {"columns_definition", "outcome_definition",
-                                                       "treatment_definition"}  # fmt: skip
+    assert set(project["event_log"]["definition"]) >= {
+        "columns_definition",
+        "outcome_definition",
+        "treatment_definition",
+    }
     assert {p["prescription_type"] for p in project["plugins"]} >= {"NEXT_ACTIVITY"}
     missing = server.get("/project/999")
     assert (missing.status_code, missing.json()) == (400, {"detail": "Project not found"})
@@ -89,7 +100,9 @@ def test_streaming_flow_seeds(server, trained_dir, sse_reader):
     assert reader.response.headers["Content-Type"].startswith("text/event-stream")
     second = sse_reader(server, 1)
     assert (second.response.status_code, second.response.json()) == (
-        400, {"detail": "Project streaming result already be reading"})  # fmt: skip
+        400,
+        {"detail": "Project streaming result already be reading"},
+    )
     events = _events(demo, 0, "a")
     answers = []
     for event in events[:-1]:
@@ -201,17 +214,29 @@ def test_simulation_over_http(server, sse_reader):
 
 def test_port_in_use_is_refused(server):
     taken = subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "serve", "--port", str(server.port), "--data-dir",
-         str(server.data_dir)], capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "serve",
+            "--port",
+            str(server.port),
+            "--data-dir",
+            str(server.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert taken.returncode == 2
     assert f"Port {server.port} on 127.0.0.1 is already in use" in taken.stderr
 
 
 def test_from_file_to_project_over_http(server, trained_dir):
     _, demo = trained_dir
-    uploaded = server.post("/event_log", files={"file": ("loans.csv", demo.to_csv(separator=";"))},
-                           data={"separator": ";"})  # fmt: skip
+    uploaded = server.post(
+        "/event_log", files={"file": ("loans.csv", demo.to_csv(separator=";"))}, data={"separator": ";"}
+    )
     assert uploaded.status_code == 200, uploaded.text
     body = uploaded.json()
     assert body["message"] == "Event log uploaded"
@@ -223,8 +248,10 @@ def test_from_file_to_project_over_http(server, trained_dir):
     event_log_id = body["event_log_id"]
     wrong = server.put(f"/event_log/{event_log_id}", json={"columns_definition": {"case_id": "CASE_ID"}})
     assert wrong.json() == {"detail": "No activity column found"}
-    defined = server.put(f"/event_log/{event_log_id}", json={"columns_definition": demo.columns_definition,
-                                                              "case_attributes": demo.case_attributes})  # fmt: skip
+    defined = server.put(
+        f"/event_log/{event_log_id}",
+        json={"columns_definition": demo.columns_definition, "case_attributes": demo.case_attributes},
+    )
     assert defined.json()["message"] == "Event log updated"
     created = server.post("/project", json={"event_log_id": event_log_id, "positive_outcome": demo.outcome})
     assert created.status_code == 200
@@ -282,6 +309,8 @@ def test_reading_a_stream_that_is_not_open_or_with_a_bad_last_event_id(server, s
     server.wait_status(1, "STREAMING")
     bad = sse_reader(server, 1, last_event_id="yesterday")
     assert (bad.response.status_code, bad.response.json()) == (
-        400, {"detail": "Last-Event-ID must be an event id, got 'yesterday'"})  # fmt: skip
+        400,
+        {"detail": "Last-Event-ID must be an event id, got 'yesterday'"},
+    )
     good = sse_reader(server, 1)  # the refused reader did not take the project's one reading slot
     assert good.response.status_code == 200

@@ -63,13 +63,19 @@ def test_probabilities_sum_to_one_and_top_three_are_ordered(logs, fitted):
 
 
 def test_tree_features_of_a_prefix_use_only_its_own_events():
-    events = pd.DataFrame({
-        "CASE_ID": ["a", "a", "a", "b"], "ACTIVITY": ["x", "y", "z", "x"], "RESOURCE": ["r1", "r2", "r2", "r1"],
-        "START_TIMESTAMP": pd.to_datetime(["2024-01-01 10:00", "2024-01-01 11:00", "2024-01-01 11:00",
-                                           "2024-01-01 09:00"], utc=True),
-        "END_TIMESTAMP": pd.to_datetime(["2024-01-01 10:30", "2024-01-01 12:00", "2024-01-01 11:00",
-                                         "2024-01-01 09:00"], utc=True),
-    })  # fmt: skip
+    events = pd.DataFrame(
+        {
+            "CASE_ID": ["a", "a", "a", "b"],
+            "ACTIVITY": ["x", "y", "z", "x"],
+            "RESOURCE": ["r1", "r2", "r2", "r1"],
+            "START_TIMESTAMP": pd.to_datetime(
+                ["2024-01-01 10:00", "2024-01-01 11:00", "2024-01-01 11:00", "2024-01-01 09:00"], utc=True
+            ),
+            "END_TIMESTAMP": pd.to_datetime(
+                ["2024-01-01 10:30", "2024-01-01 12:00", "2024-01-01 11:00", "2024-01-01 09:00"], utc=True
+            ),
+        }
+    )
     encoder = TreeEncoder(history=2, resource_history=1).fit(events)
     full = encoder.transform(PrefixBatch(events, np.array([1, 2])))
     cut = encoder.transform(PrefixBatch(events.iloc[:2], np.array([1])))
@@ -78,5 +84,8 @@ def test_tree_features_of_a_prefix_use_only_its_own_events():
     assert named["prefix_length"] == 3 and named["tied_before"] == 1  # z started when y did
     assert named["log_running_past_start"] == pytest.approx(np.log1p(3600))  # y still ran for an hour
     assert named["count=x"] == 1 and named["distinct_resources"] == 2
-    assert np.isnan(encoder.transform(PrefixBatch(events, np.array([0])))[0][encoder.feature_names_.index(
-        "log_since_previous_start")])  # fmt: skip
+    assert np.isnan(
+        encoder.transform(PrefixBatch(events, np.array([0])))[0][
+            encoder.feature_names_.index("log_since_previous_start")
+        ]
+    )

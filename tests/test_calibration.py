@@ -64,12 +64,17 @@ def drifting_log(n_cases: int, seed: int, first: int = 0, total: int = 2100) -> 
         labels[case] = approved
         steps = ["Start", *rng.choice(["Work", "Check"], int(rng.integers(1, 5))), "Approve" if approved else "Close"]
         for position, activity in enumerate(steps):
-            rows.append({"CASE_ID": case, "ACTIVITY": activity,
-                         "TIMESTAMP": start + pd.Timedelta(hours=number, minutes=10 * position),
-                         "CASE_ATTRIBUTE_NUMBER_x": x, OUTCOME_OBSERVED: activity == "Approve"})  # fmt: skip
+            rows.append(
+                {
+                    "CASE_ID": case,
+                    "ACTIVITY": activity,
+                    "TIMESTAMP": start + pd.Timedelta(hours=number, minutes=10 * position),
+                    "CASE_ATTRIBUTE_NUMBER_x": x,
+                    OUTCOME_OBSERVED: activity == "Approve",
+                }
+            )
     outcome = pd.DataFrame({OUTCOME: pd.Series(labels)}).rename_axis("CASE_ID")
-    return LabelledLog(pd.DataFrame(rows), (Attribute("CASE_ATTRIBUTE_NUMBER_x", "x", "case", Family.NUMBER),),
-                       outcome)  # fmt: skip
+    return LabelledLog(pd.DataFrame(rows), (Attribute("CASE_ATTRIBUTE_NUMBER_x", "x", "case", Family.NUMBER),), outcome)
 
 
 def test_alarm_calibrated_on_the_latest_training_cases_has_a_lower_brier_score():

@@ -727,8 +727,9 @@ def test_definitions_take_precedence_over_label_columns():
     columns = ColumnsDefinition(
         {"case": D.CASE_ID, "act": D.ACTIVITY, "time": D.TIMESTAMP, "res": D.OUTCOME, "who": D.RESOURCE}
     )
-    raw = pd.DataFrame({"case": ["1", "2"], "act": ["A", "B"], "time": ["2024-01-01"] * 2, "res": ["yes", "yes"],
-                        "who": ["x", "y"]})  # fmt: skip
+    raw = pd.DataFrame(
+        {"case": ["1", "2"], "act": ["A", "B"], "time": ["2024-01-01"] * 2, "res": ["yes", "yes"], "who": ["x", "y"]}
+    )
     log = values.parse_log(raw, columns)
     outcome = CaseDefinition.parse(single("act", "EQUAL", "B"), columns)
     assert label_cases(log, columns, outcome, False, None)["OUTCOME"].to_dict() == {"1": 0, "2": 1}

@@ -17,21 +17,25 @@ ATTRIBUTES = (AMOUNT, CHANNEL, STAGE, SCORE)
 
 def events(rows, unit="us") -> pd.DataFrame:
     """Canonical events from ``(case, activity, timestamp, resource, amount, channel, stage, score)`` rows."""
-    frame = pd.DataFrame(rows, columns=["CASE_ID", "ACTIVITY", "TIMESTAMP", "RESOURCE", AMOUNT.name, CHANNEL.name,
-                                        STAGE.name, SCORE.name])  # fmt: skip
+    frame = pd.DataFrame(
+        rows,
+        columns=["CASE_ID", "ACTIVITY", "TIMESTAMP", "RESOURCE", AMOUNT.name, CHANNEL.name, STAGE.name, SCORE.name],
+    )
     frame["TIMESTAMP"] = pd.to_datetime(frame["TIMESTAMP"], utc=True).astype(f"datetime64[{unit}, UTC]")
     for column in ("CASE_ID", "ACTIVITY", "RESOURCE", CHANNEL.name, STAGE.name):
         frame[column] = frame[column].astype("string")
     return frame
 
 
-TRAIN = events([
-    ("a", "x", "2024-01-01T08:00:00Z", "r1", 100.0, "web", "s1", 1.0),
-    ("a", "y", "2024-01-01T10:00:00Z", "r2", 100.0, "web", None, None),
-    ("a", "z", "2024-01-02T10:30:00Z", "r1", 100.0, "web", "s2", 3.0),
-    ("b", "x", "2024-01-03T09:00:00Z", "r2", 300.0, "shop", None, None),
-    ("b", "x", "2024-01-03T09:00:30Z", None, 300.0, "shop", "s1", 5.0),
-])  # fmt: skip
+TRAIN = events(
+    [
+        ("a", "x", "2024-01-01T08:00:00Z", "r1", 100.0, "web", "s1", 1.0),
+        ("a", "y", "2024-01-01T10:00:00Z", "r2", 100.0, "web", None, None),
+        ("a", "z", "2024-01-02T10:30:00Z", "r1", 100.0, "web", "s2", 3.0),
+        ("b", "x", "2024-01-03T09:00:00Z", "r2", 300.0, "shop", None, None),
+        ("b", "x", "2024-01-03T09:00:30Z", None, 300.0, "shop", "s1", 5.0),
+    ]
+)
 
 
 def frame(encoder: PrefixEncoder, batch: PrefixBatch) -> pd.DataFrame:
@@ -91,8 +95,9 @@ def test_time_block_in_hours_and_seconds():
 def test_time_features_do_not_depend_on_the_datetime_resolution():
     encoder = PrefixEncoder(("time",)).fit(TRAIN)
     microseconds = encoder.transform(every_prefix(TRAIN))
-    nanoseconds = encoder.transform(every_prefix(events(TRAIN.assign(TIMESTAMP=TRAIN["TIMESTAMP"].astype(str))
-                                                        .to_numpy().tolist(), unit="ns")))  # fmt: skip
+    nanoseconds = encoder.transform(
+        every_prefix(events(TRAIN.assign(TIMESTAMP=TRAIN["TIMESTAMP"].astype(str)).to_numpy().tolist(), unit="ns"))
+    )
     np.testing.assert_allclose(microseconds, nanoseconds, rtol=1e-6)
 
 
@@ -129,8 +134,12 @@ def test_attributes_numbers_categories_and_forward_fill_within_the_case_only(enc
 
 
 def test_unseen_activities_land_in_the_unseen_column_only(encoder):
-    table = events([("c", "x", "2024-02-01T08:00:00Z", "r1", 1.0, "web", "s1", 1.0),
-                    ("c", "never seen", "2024-02-01T09:00:00Z", "r9", 1.0, "fax", "s9", 1.0)])  # fmt: skip
+    table = events(
+        [
+            ("c", "x", "2024-02-01T08:00:00Z", "r1", 1.0, "web", "s1", 1.0),
+            ("c", "never seen", "2024-02-01T09:00:00Z", "r9", 1.0, "fax", "s9", 1.0),
+        ]
+    )
     row = frame(encoder, every_prefix(table)).iloc[1]
     assert row[f"last_1={UNSEEN}"] == 1.0
     assert row[[f"last_1={a}" for a in ("x", "y", "z")]].sum() == 0.0
@@ -155,8 +164,10 @@ def test_cases_of_one_batch_do_not_leak_into_each_other(encoder):
 
 def test_a_batch_equals_its_prefixes_encoded_one_by_one(encoder):
     batch = encoder.transform(every_prefix(TRAIN))
-    separate = [PrefixBatch.from_prefixes([TRAIN.iloc[start : end + 1]], ATTRIBUTES)
-                for start, end in [(0, 0), (0, 1), (0, 2), (3, 3), (3, 4)]]  # fmt: skip
+    separate = [
+        PrefixBatch.from_prefixes([TRAIN.iloc[start : end + 1]], ATTRIBUTES)
+        for start, end in [(0, 0), (0, 1), (0, 2), (3, 3), (3, 4)]
+    ]
     np.testing.assert_array_equal(batch, np.vstack([encoder.transform(one) for one in separate]))
     # and a batch naming only some prefixes equals the matching rows of the full batch
     np.testing.assert_array_equal(encoder.transform(PrefixBatch(TRAIN, np.array([1, 4]), ATTRIBUTES)), batch[[1, 4]])
@@ -188,9 +199,13 @@ def test_a_wide_log_is_encoded_within_the_attribute_budget():
     """100 text attributes of 30 values and 40 numbers would be 3,180 attribute columns; the budget keeps 120."""
     rng = np.random.default_rng(0)
     n = 600
-    wide = pd.DataFrame({"CASE_ID": pd.array(np.repeat([f"c{i}" for i in range(n // 3)], 3), dtype="string"),
-                         "ACTIVITY": pd.array(rng.choice(["x", "y"], n), dtype="string"),
-                         "TIMESTAMP": pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")})  # fmt: skip
+    wide = pd.DataFrame(
+        {
+            "CASE_ID": pd.array(np.repeat([f"c{i}" for i in range(n // 3)], 3), dtype="string"),
+            "ACTIVITY": pd.array(rng.choice(["x", "y"], n), dtype="string"),
+            "TIMESTAMP": pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC"),
+        }
+    )
     attributes = []
     for i in range(100):
         skew = rng.dirichlet(np.full(30, 0.3))  # a few frequent values per attribute, many rare ones

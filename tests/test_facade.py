@@ -20,14 +20,23 @@ from prcore_core.errors import (
 
 SEED_PROJECT_KEYS = ["id", "created_at", "updated_at", "name", "description", "status", "event_log", "plugins"]
 SEED_EVENT_LOG_KEYS = ["id", "created_at", "updated_at", "file_name", "definition"]
-SEED_DEFINITION_KEYS = ["id", "created_at", "updated_at", "columns_definition", "outcome_definition",
-                        "treatment_definition"]  # fmt: skip
+SEED_DEFINITION_KEYS = [
+    "id",
+    "created_at",
+    "updated_at",
+    "columns_definition",
+    "outcome_definition",
+    "treatment_definition",
+]
 SEED_PLUGIN_KEYS = ["id", "created_at", "updated_at", "name", "prescription_type", "description", "status"]
 
 
 def _files(core: PrCore) -> set[str]:
-    return {str(p.relative_to(core.settings.data_dir)) for p in core.settings.data_dir.rglob("*") if p.is_file()
-            and not p.name.startswith("prcore.db")}  # fmt: skip
+    return {
+        str(p.relative_to(core.settings.data_dir))
+        for p in core.settings.data_dir.rglob("*")
+        if p.is_file() and not p.name.startswith("prcore.db")
+    }
 
 
 def test_upload_reports_columns_inferred_definition_and_preview(core, demo):
@@ -134,13 +143,15 @@ def test_project_on_undefined_log_and_missing_log(core, demo):
     ("outcome", "message"),
     [
         ([[{"column": "nope", "operator": "EQUAL", "value": "x"}]], "Column 'nope' is not defined"),
-        ([[{"column": "activity", "operator": "LESS_THAN", "value": "x"}]],
-         "Operator 'LESS_THAN' not supported for column 'activity'"),
+        (
+            [[{"column": "activity", "operator": "LESS_THAN", "value": "x"}]],
+            "Operator 'LESS_THAN' not supported for column 'activity'",
+        ),
         ([[{"column": "amount", "operator": "GREATER_THAN", "value": "lots"}]], "Invalid number value for amount"),
         ([[]], "Invalid definition"),
         ([{"column": "activity", "operator": "EQUAL", "value": "x"}], "Invalid definition"),
     ],
-)  # fmt: skip
+)
 def test_bad_outcome_definitions_leave_nothing_half_written(core, defined_log, outcome, message):
     with pytest.raises(InvalidConditionError) as raised:
         core.create_project(defined_log.id, positive_outcome=outcome)
@@ -155,8 +166,9 @@ def test_conflicting_outcomes_and_unknown_plugin_settings(core, defined_log, dem
     with pytest.raises(InvalidParameterError, match="Unknown plugin 'no-such-plugin'"):
         core.create_project(defined_log.id, positive_outcome=demo.outcome, parameters={"no-such-plugin": {}})
     with pytest.raises(InvalidParameterError, match="n_neighbors"):
-        core.create_project(defined_log.id, positive_outcome=demo.outcome,
-                            parameters={"plugin-knn-next-activity": {"n_neighbors": 0}})  # fmt: skip
+        core.create_project(
+            defined_log.id, positive_outcome=demo.outcome, parameters={"plugin-knn-next-activity": {"n_neighbors": 0}}
+        )
     assert core.list_projects() == []
 
 

@@ -55,8 +55,10 @@ class PlainKNN(KNNNextActivity):
 
 @pytest.mark.parametrize("plugin_class", [KNNNextActivity, RandomForestNextActivity, BoostedNextActivity])
 def test_knn_plugin_passes_check_plugin_with_every_estimator(logs, plugin_class):
-    assert {plugin_class.parameter_defaults()["estimator"] for plugin_class in
-            (KNNNextActivity, RandomForestNextActivity, BoostedNextActivity)} == set(ESTIMATORS)  # fmt: skip
+    assert {
+        plugin_class.parameter_defaults()["estimator"]
+        for plugin_class in (KNNNextActivity, RandomForestNextActivity, BoostedNextActivity)
+    } == set(ESTIMATORS)
     check_plugin(plugin_class, logs)
 
 
@@ -128,8 +130,11 @@ def test_context_neighbours_vote_inside_the_context_and_back_off():
 
 
 def _log(sequences: list[str]) -> LabelledLog:
-    rows = [(f"c{n}", activity, pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(hours=i))
-            for n, sequence in enumerate(sequences) for i, activity in enumerate(sequence)]  # fmt: skip
+    rows = [
+        (f"c{n}", activity, pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(hours=i))
+        for n, sequence in enumerate(sequences)
+        for i, activity in enumerate(sequence)
+    ]
     events = pd.DataFrame(rows, columns=["CASE_ID", "ACTIVITY", "TIMESTAMP"]).astype({"ACTIVITY": "string"})
     return LabelledLog(events)
 
@@ -143,8 +148,11 @@ def test_ngram_counts_back_off_and_breaks_ties_alphabetically():
     # never seen: back off to all 9 training prefixes, where b (4 of 9) leads; "a" -> b (3 of 4)
     assert outputs == ["b", "c", "b", "b", "d", "b", "c", "b", "b"]
     assert predictions[1]["top"] == [{"activity": "c", "probability": 0.6667}, {"activity": "d", "probability": 0.3333}]
-    assert predictions[5]["top"] == [{"activity": "b", "probability": 0.4444}, {"activity": "c", "probability": 0.2222},
-                                     {"activity": "d", "probability": 0.2222}]  # fmt: skip
+    assert predictions[5]["top"] == [
+        {"activity": "b", "probability": 0.4444},
+        {"activity": "c", "probability": 0.2222},
+        {"activity": "d", "probability": 0.2222},
+    ]
     assert predictions[8]["top"] == [{"activity": "b", "probability": 0.75}, {"activity": "e", "probability": 0.25}]
 
 

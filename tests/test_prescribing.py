@@ -10,9 +10,23 @@ from prcore_core.status import PluginStatus
 
 def _state(key: str) -> PluginState:
     now = dt.datetime.now(dt.UTC)
-    return PluginState(id=1, key=key, name=key, prescription_type="NEXT_ACTIVITY", description=None,
-                       status=PluginStatus.STREAMING, error=None, progress=1.0, progress_message=None, parameters={},
-                       additional_info={}, disabled=False, metrics=None, created_at=now, updated_at=None)  # fmt: skip
+    return PluginState(
+        id=1,
+        key=key,
+        name=key,
+        prescription_type="NEXT_ACTIVITY",
+        description=None,
+        status=PluginStatus.STREAMING,
+        error=None,
+        progress=1.0,
+        progress_message=None,
+        parameters={},
+        additional_info={},
+        disabled=False,
+        metrics=None,
+        created_at=now,
+        updated_at=None,
+    )
 
 
 class _Answers:

@@ -130,8 +130,15 @@ def test_metrics_on_held_out_cases(logs, metrics, fitted):
 
 def test_metrics_of_one_class_have_no_auc():
     figures = alarm_metrics(np.array([1, 1, 1]), np.array([0.2, 0.7, 0.9]), 0.5)
-    assert figures == {"roc_auc": None, "brier_score": 0.2467, "ece": 0.4, "precision": 1.0, "recall": 0.6667,
-                       "f1_score": 0.8, "accuracy": 0.6667}  # fmt: skip
+    assert figures == {
+        "roc_auc": None,
+        "brier_score": 0.2467,
+        "ece": 0.4,
+        "precision": 1.0,
+        "recall": 0.6667,
+        "f1_score": 0.8,
+        "accuracy": 0.6667,
+    }
 
 
 def test_combined_encoding_beats_counts_only(logs, metrics):
@@ -215,8 +222,12 @@ def test_output_shape_and_alarm_flag(logs, fitted):
         assert isinstance(prediction["alarm"], bool) and isinstance(prediction["output"], float)
         assert round(prediction["output"], 4) == prediction["output"]
         if done:
-            assert prediction == {"output": 0.0, "alarm": False, "threshold": fitted.threshold_,
-                                  "detail": "The outcome is already observed: no alarm needed"}  # fmt: skip
+            assert prediction == {
+                "output": 0.0,
+                "alarm": False,
+                "threshold": fitted.threshold_,
+                "detail": "The outcome is already observed: no alarm needed",
+            }
         else:
             assert set(prediction) == {"output", "alarm", "threshold"}
             assert 0.0 <= prediction["output"] <= 1.0

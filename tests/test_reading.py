@@ -56,9 +56,15 @@ XES = """<?xml version="1.0" encoding="UTF-8" ?>
 </log>
 """
 XES_COLUMNS = [
-    "case:concept:name", "concept:name", "time:timestamp", "lifecycle:transition", "org:resource", "cost",
-    "case:AMOUNT_REQ", "case:REG_DATE",
-]  # fmt: skip
+    "case:concept:name",
+    "concept:name",
+    "time:timestamp",
+    "lifecycle:transition",
+    "org:resource",
+    "cost",
+    "case:AMOUNT_REQ",
+    "case:REG_DATE",
+]
 
 
 def utc(text: str) -> pd.Timestamp:

@@ -20,9 +20,15 @@ CSV_COLUMNS = {
     "Activity": "ACTIVITY",
     "Resource": "RESOURCE",
 }
-XES_COLUMNS = {"org:resource": "RESOURCE", "lifecycle:transition": "TRANSITION", "concept:name": "ACTIVITY",
-               "time:timestamp": "TIMESTAMP", "case:REG_DATE": "DATETIME", "case:concept:name": "CASE_ID",
-               "case:AMOUNT_REQ": "NUMBER"}  # fmt: skip
+XES_COLUMNS = {
+    "org:resource": "RESOURCE",
+    "lifecycle:transition": "TRANSITION",
+    "concept:name": "ACTIVITY",
+    "time:timestamp": "TIMESTAMP",
+    "case:REG_DATE": "DATETIME",
+    "case:concept:name": "CASE_ID",
+    "case:AMOUNT_REQ": "NUMBER",
+}
 
 
 def _condition(column, value):
@@ -33,10 +39,17 @@ def _condition(column, value):
     ("file_name", "columns", "case_attributes", "fast_mode", "activity", "rows", "instances"),
     [
         ("bpic2012-CSV.zip", CSV_COLUMNS, ["AMOUNT_REQ", "REG_DATE"], True, "Activity", 164_509, 164_509),
-        ("bpic2012-XES.zip", XES_COLUMNS, ["case:REG_DATE", "case:AMOUNT_REQ"], False, "concept:name", 262_200,
-         164_511),
+        (
+            "bpic2012-XES.zip",
+            XES_COLUMNS,
+            ["case:REG_DATE", "case:AMOUNT_REQ"],
+            False,
+            "concept:name",
+            262_200,
+            164_511,
+        ),
     ],
-)  # fmt: skip
+)
 def test_bpic2012_reaches_trained_and_survives_a_restart(
     shared_data, tmp_path, file_name, columns, case_attributes, fast_mode, activity, rows, instances
 ):
@@ -46,12 +59,17 @@ def test_bpic2012_reaches_trained_and_survives_a_restart(
         analysis = core.set_columns_definition(event_log.id, columns, case_attributes, fast_mode=fast_mode)
         assert analysis["activities_count"]["A_APPROVED"] == 2246
         project = core.create_project(
-            event_log.id, positive_outcome=_condition(activity, "A_APPROVED"),
+            event_log.id,
+            positive_outcome=_condition(activity, "A_APPROVED"),
             treatment=_condition(activity, "O_SENT_BACK"),
-        )  # fmt: skip
+        )
         project = project.wait_until("TRAINED", timeout=600)
-        assert project.split == {**project.split, "training_cases": 10_469, "held_out_cases": 2_618,
-                                 "events": instances}  # fmt: skip
+        assert project.split == {
+            **project.split,
+            "training_cases": 10_469,
+            "held_out_cases": 2_618,
+            "events": instances,
+        }
         next_activity = project.plugin("knn-next-activity")
         assert next_activity.metrics["accuracy"] > 0.6
         assert next_activity.metrics["support"] > 20_000
@@ -68,10 +86,11 @@ def test_bpic2012_simulation_is_read_with_a_plain_sse_client(shared_data, tmp_pa
         analysis = core.set_columns_definition(event_log.id, CSV_COLUMNS, ["AMOUNT_REQ", "REG_DATE"])
         resources = ["10910", "10912", "10913", "10914", "11000", "11009", "11019", "11049"]
         project = core.create_project(
-            event_log.id, positive_outcome=_condition("Activity", "A_APPROVED"),
+            event_log.id,
+            positive_outcome=_condition("Activity", "A_APPROVED"),
             treatment=_condition("Activity", "O_SENT_BACK"),
             additional_info={"resource-allocation": {"available_resources": resources, "treatment_duration": "1h"}},
-        )  # fmt: skip
+        )
         project = project.wait_until("TRAINED", timeout=600)
     activities = set(analysis["activities_count"])
     server = start_server(data_dir=tmp_path)

@@ -18,8 +18,9 @@ from prcore_core.running_cases import RunningCases
 @pytest.fixture(scope="module")
 def log():
     demo = generate_demo_log(n_cases=60, seed=3)
-    columns = ColumnsDefinition({c: ColumnDefinition(d) for c, d in demo.columns_definition.items()},
-                                tuple(demo.case_attributes))  # fmt: skip
+    columns = ColumnsDefinition(
+        {c: ColumnDefinition(d) for c, d in demo.columns_definition.items()}, tuple(demo.case_attributes)
+    )
     raw = read_event_log(demo.to_csv(), filename="demo.csv")  # text cells, as a client would post them
     prepared = prepare(raw, columns, ProjectDefinition(), training_share=0.5)
     return raw, columns, prepared
@@ -63,22 +64,32 @@ def test_streamed_bursts_encode_like_the_prepared_log(log):
 def test_restore_rebuilds_open_cases_and_close_forgets_them(log):
     raw, columns, prepared = log
     case = str(raw["case_id"].iloc[0])
-    events = [{k: (None if pd.isna(v) else v) for k, v in row.items()}
-              for row in raw[raw["case_id"] == raw["case_id"].iloc[0]].to_dict("records")]  # fmt: skip
+    events = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in raw[raw["case_id"] == raw["case_id"].iloc[0]].to_dict("records")
+    ]
     restored = RunningCases(columns, prepared.attributes)
     restored.restore({case: events[:-1]})
     batch, _ = restored.extend([(case, events[-1])])
     assert batch.lengths.tolist() == [len(events)]
-    assert batch.events["ACTIVITY"].tolist() == sort_events(prepared.events[prepared.events["CASE_ID"] == case])[
-        "ACTIVITY"].tolist()  # fmt: skip
+    assert (
+        batch.events["ACTIVITY"].tolist()
+        == sort_events(prepared.events[prepared.events["CASE_ID"] == case])["ACTIVITY"].tolist()
+    )
     restored.close(case)
     assert case not in restored and len(restored) == 0
 
 
 def test_mixed_json_types_in_one_burst_parse_like_text():
     # a resource posted as 112 in one event and missing in another must stay "112", not become "112.0"
-    columns = ColumnsDefinition({"case": ColumnDefinition.CASE_ID, "act": ColumnDefinition.ACTIVITY,
-                                 "ts": ColumnDefinition.TIMESTAMP, "res": ColumnDefinition.RESOURCE})  # fmt: skip
+    columns = ColumnsDefinition(
+        {
+            "case": ColumnDefinition.CASE_ID,
+            "act": ColumnDefinition.ACTIVITY,
+            "ts": ColumnDefinition.TIMESTAMP,
+            "res": ColumnDefinition.RESOURCE,
+        }
+    )
     cases = RunningCases(columns)
     first = {"case": "c", "act": "A", "ts": "2024-01-01T10:00:00", "res": 112}
     second = {"case": "c", "act": "B", "ts": "2024-01-01T11:00:00.5Z", "res": None}
@@ -88,8 +99,14 @@ def test_mixed_json_types_in_one_burst_parse_like_text():
 
 
 def test_lifecycle_events_dropped_by_fast_mode_leave_no_prefix():
-    columns = ColumnsDefinition({"case": ColumnDefinition.CASE_ID, "act": ColumnDefinition.ACTIVITY,
-                                 "ts": ColumnDefinition.TIMESTAMP, "tr": ColumnDefinition.TRANSITION})  # fmt: skip
+    columns = ColumnsDefinition(
+        {
+            "case": ColumnDefinition.CASE_ID,
+            "act": ColumnDefinition.ACTIVITY,
+            "ts": ColumnDefinition.TIMESTAMP,
+            "tr": ColumnDefinition.TRANSITION,
+        }
+    )
     cases = RunningCases(columns)
     _, has_prefix = cases.extend(
         [
@@ -103,9 +120,15 @@ def test_lifecycle_events_dropped_by_fast_mode_leave_no_prefix():
 
 def test_text_and_json_spellings_of_an_event_agree():
     # posted values arrive as JSON scalars or text; both spellings of one event give the same canonical row
-    columns = ColumnsDefinition({"case": ColumnDefinition.CASE_ID, "act": ColumnDefinition.ACTIVITY,
-                                 "ts": ColumnDefinition.TIMESTAMP, "amount": ColumnDefinition.NUMBER},
-                                ("amount",))  # fmt: skip
+    columns = ColumnsDefinition(
+        {
+            "case": ColumnDefinition.CASE_ID,
+            "act": ColumnDefinition.ACTIVITY,
+            "ts": ColumnDefinition.TIMESTAMP,
+            "amount": ColumnDefinition.NUMBER,
+        },
+        ("amount",),
+    )
     text = {"case": "c", "act": " A", "ts": "2024-01-01T10:00", "amount": "2500"}
     json = {"case": "c", "act": "A", "ts": "2024-01-01T10:00", "amount": 2500}
     as_text, as_json = RunningCases(columns).extend([("c", text)]), RunningCases(columns).extend([("c", json)])
@@ -116,8 +139,10 @@ def test_late_events_take_their_place_in_time(log):
     # a monitoring system may post an event after a later one of the same case: the prefix is in time order
     raw, columns, prepared = log
     first_case = raw["case_id"].iloc[0]
-    events = [{k: (None if pd.isna(v) else v) for k, v in row.items()}
-              for row in raw[raw["case_id"] == first_case].to_dict("records")]  # fmt: skip
+    events = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in raw[raw["case_id"] == first_case].to_dict("records")
+    ]
     shuffled = [events[i] for i in np.random.default_rng(1).permutation(len(events))]
     cases = RunningCases(columns, prepared.attributes)
     for count, event in enumerate(shuffled, start=1):

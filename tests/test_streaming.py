@@ -35,8 +35,9 @@ def _answered(prescription: dict) -> bool:
     """A prescription with an output, or the treatment's "not possible at this point of the case" (a first event is
     no decision point): the plugin answered, it did not fail."""
     kinds = ("TREATMENT_EFFECT", "RESOURCE_ALLOCATION")
-    return prescription["output"] is not None or (prescription["type"] in kinds and "prescriber" not in
-                                                  str(prescription.get("detail")))  # fmt: skip
+    return prescription["output"] is not None or (
+        prescription["type"] in kinds and "prescriber" not in str(prescription.get("detail"))
+    )
 
 
 def _collect(core, project_id):
@@ -237,8 +238,10 @@ def test_a_killed_prescriber_process_is_replaced_and_its_burst_is_delivered_with
         core.post_event(project.id, events[1])
         [failed] = _wait_events(received, 1)
         assert len(failed["prescriptions"]) == len(first["prescriptions"])
-        assert all(p["output"] is None and "prescriber process ended unexpectedly" in p["detail"]
-                   for p in failed["prescriptions"])  # fmt: skip
+        assert all(
+            p["output"] is None and "prescriber process ended unexpectedly" in p["detail"]
+            for p in failed["prescriptions"]
+        )
         core.post_event(project.id, events[2])
         [recovered] = _wait_events(received, 1)
         assert all(_answered(p) for p in recovered["prescriptions"])

@@ -9,14 +9,57 @@ from prcore_core import values
 from prcore_core.columns import ColumnDefinition
 
 ODD_VALUES = [
-    None, "", "  ", True, False, 0, 1, 7, 7.5, 1700000000, float("nan"),
-    "0", "1", "-0", "7", "1.0", " 12 ", "+5", "1e3", "1,5", "1_000", "0x10", "inf", "Infinity", "nan", "٣",
-    "yes", "No", "T", "off", "not a time",
-    "2012-02-03T16:17:11.047Z", " 2012-02-03T16:17:11.047 ", "2012-02-03 16:17", "2024-01-01T10:00:00+02:00",
-    "2024-01-01T10:00:00.123456789Z", "03/02/2012 10:00", "March 3 2024", "20240101", "2024-13-01", "2024-W01",
-]  # fmt: skip
-DEFINITIONS = [ColumnDefinition.NUMBER, ColumnDefinition.TEXT, ColumnDefinition.BOOLEAN, ColumnDefinition.TIMESTAMP,
-               ColumnDefinition.ACTIVITY, ColumnDefinition.CASE_ID, None]  # fmt: skip
+    None,
+    "",
+    "  ",
+    True,
+    False,
+    0,
+    1,
+    7,
+    7.5,
+    1700000000,
+    float("nan"),
+    "0",
+    "1",
+    "-0",
+    "7",
+    "1.0",
+    " 12 ",
+    "+5",
+    "1e3",
+    "1,5",
+    "1_000",
+    "0x10",
+    "inf",
+    "Infinity",
+    "nan",
+    "٣",
+    "yes",
+    "No",
+    "T",
+    "off",
+    "not a time",
+    "2012-02-03T16:17:11.047Z",
+    " 2012-02-03T16:17:11.047 ",
+    "2012-02-03 16:17",
+    "2024-01-01T10:00:00+02:00",
+    "2024-01-01T10:00:00.123456789Z",
+    "03/02/2012 10:00",
+    "March 3 2024",
+    "20240101",
+    "2024-13-01",
+    "2024-W01",
+]
+DEFINITIONS = [
+    ColumnDefinition.NUMBER,
+    ColumnDefinition.TEXT,
+    ColumnDefinition.BOOLEAN,
+    ColumnDefinition.TIMESTAMP,
+    ColumnDefinition.ACTIVITY,
+    ColumnDefinition.CASE_ID,
+    None,
+]
 
 
 def same(column_value, scalar) -> bool:
@@ -45,5 +88,6 @@ def test_misread_dates_are_missing_not_year_one():
 
 def test_timestamps_become_utc():
     assert values.parse_value("2024-01-01T10:00:00+02:00", ColumnDefinition.TIMESTAMP) == pd.Timestamp(
-        "2024-01-01T08:00:00Z")  # fmt: skip
+        "2024-01-01T08:00:00Z"
+    )
     assert values.parse_value("2024-01-01T10:00:00", ColumnDefinition.TIMESTAMP).tzinfo is not None

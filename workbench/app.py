@@ -42,19 +42,27 @@ class Navigation(pn.viewable.Viewer):
         super().__init__(state=state, **params)
         self.buttons = {}
         for page, title in PAGES.items():
-            button = pn.widgets.Button(name=title, sizing_mode="stretch_width", button_style="outline",
-                                       css_classes=["wb-nav", f"wb-nav-{page}"], margin=(3, 5))  # fmt: skip
+            button = pn.widgets.Button(
+                name=title,
+                sizing_mode="stretch_width",
+                button_style="outline",
+                css_classes=["wb-nav", f"wb-nav-{page}"],
+                margin=(3, 5),
+            )
             button.on_click(lambda _, page=page: setattr(state, "page", page))
             self.buttons[page] = button
         self.project = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["wb-nav-project"], margin=(8, 5, 0, 5))
         self.layout = pn.Column(
             self.buttons["projects"],
             pn.pane.HTML('<div class="wb-muted" style="margin-top:8px">NEW PROJECT</div>', margin=(0, 5)),
-            self.buttons["upload"], self.buttons["columns"], self.buttons["definition"],
+            self.buttons["upload"],
+            self.buttons["columns"],
+            self.buttons["definition"],
             pn.pane.HTML('<div class="wb-muted" style="margin-top:8px">OPEN PROJECT</div>', margin=(0, 5)),
-            self.project, *[self.buttons[p] for p in PROJECT_PAGES],
+            self.project,
+            *[self.buttons[p] for p in PROJECT_PAGES],
             sizing_mode="stretch_width",
-        )  # fmt: skip
+        )
         self._update()
 
     @param.depends("state.page", "state.project", watch=True)
@@ -65,8 +73,11 @@ class Navigation(pn.viewable.Viewer):
             if page in PROJECT_PAGES:
                 button.disabled = self.state.project is None
         project = self.state.project
-        self.project.object = (f"<b>{html.escape(project.name)}</b><br>{badge(project.status)}" if project
-                               else '<span class="wb-muted">none: open one on the Projects page</span>')  # fmt: skip
+        self.project.object = (
+            f"<b>{html.escape(project.name)}</b><br>{badge(project.status)}"
+            if project
+            else '<span class="wb-muted">none: open one on the Projects page</span>'
+        )
 
     def __panel__(self):
         return self.layout
@@ -102,8 +113,9 @@ class Workbench(pn.viewable.Viewer):
         return self.main
 
 
-def create_app(core: PrCore, executor: Executor | None = None,
-               demo: Callable[[], int | None] | None = None) -> pn.viewable.Viewable:  # fmt: skip
+def create_app(
+    core: PrCore, executor: Executor | None = None, demo: Callable[[], int | None] | None = None
+) -> pn.viewable.Viewable:
     """A fresh app for one browser session.
 
     Parameters

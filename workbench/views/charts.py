@@ -43,8 +43,16 @@ def bar_chart(counts: Mapping[str, int], title: str, limit: int = 30, colour: st
     plot = _base(title, height, y_range=labels or [""], x_axis_label="events")
     source = ColumnDataSource({"label": labels, "value": values, "text": [f"{v:,}" for v in values]})
     plot.hbar(y="label", right="value", height=0.7, source=source, color=colour)
-    plot.text(x="value", y="label", text="text", source=source, x_offset=4, text_baseline="middle",
-              text_font_size="11px", text_color="#444")  # fmt: skip
+    plot.text(
+        x="value",
+        y="label",
+        text="text",
+        source=source,
+        x_offset=4,
+        text_baseline="middle",
+        text_font_size="11px",
+        text_color="#444",
+    )
     plot.x_range.start = 0
     plot.x_range.range_padding = 0.15
     plot.ygrid.grid_line_color = None
@@ -67,22 +75,27 @@ def metrics_by_prefix_length(rows: Sequence[Mapping], title: str):
         support = [r.get("support", 0) or 0 for r in rows]
         plot.extra_y_ranges = {"support": Range1d(0, max(support) * 1.1 or 1)}
         plot.add_layout(LinearAxis(y_range_name="support", axis_label="support (prefixes)"), "right")
-        plot.vbar(x=lengths, top=support, width=0.8, y_range_name="support", color=GREY, alpha=0.6,
-                  legend_label="support")  # fmt: skip
+        plot.vbar(
+            x=lengths, top=support, width=0.8, y_range_name="support", color=GREY, alpha=0.6, legend_label="support"
+        )
     shown = metrics[:6]
     if shown:  # one renderer for every metric line: quick to build and to draw
-        lines = ColumnDataSource({
-            "x": [lengths] * len(shown),
-            "y": [[r.get(m) if r.get(m) is not None else float("nan") for r in rows] for m in shown],
-            "metric": shown, "colour": [Category10_10[i % 10] for i in range(len(shown))],
-        })  # fmt: skip
+        lines = ColumnDataSource(
+            {
+                "x": [lengths] * len(shown),
+                "y": [[r.get(m) if r.get(m) is not None else float("nan") for r in rows] for m in shown],
+                "metric": shown,
+                "colour": [Category10_10[i % 10] for i in range(len(shown))],
+            }
+        )
         plot.multi_line(xs="x", ys="y", line_color="colour", line_width=2, legend_field="metric", source=lines)
     _legend_below(plot)
     return plot
 
 
-def plugin_beside_baselines(rows: Sequence[Mapping], baselines: Mapping[str, Sequence[Mapping]], metric: str,
-                            title: str):  # fmt: skip
+def plugin_beside_baselines(
+    rows: Sequence[Mapping], baselines: Mapping[str, Sequence[Mapping]], metric: str, title: str
+):
     """One metric by prefix length: the plugin's line, each baseline's dashed line, the support as grey bars."""
     lengths = [str(row.get("prefix_length")) for row in rows]
     plot = _base(title, 290, x_range=lengths or [""], x_axis_label="prefix length", y_axis_label=metric)
@@ -93,8 +106,7 @@ def plugin_beside_baselines(rows: Sequence[Mapping], baselines: Mapping[str, Seq
     plot.y_range = Range1d(low - pad, high + pad)
     plot.extra_y_ranges = {"support": Range1d(0, max(support, default=0) * 1.1 or 1)}
     plot.add_layout(LinearAxis(y_range_name="support", axis_label="support (prefixes)"), "right")
-    plot.vbar(x=lengths, top=support, width=0.8, y_range_name="support", color=GREY, alpha=0.6,
-              legend_label="support")  # fmt: skip
+    plot.vbar(x=lengths, top=support, width=0.8, y_range_name="support", color=GREY, alpha=0.6, legend_label="support")
     series = {"plugin": (rows, "solid", BLUE)}
     for number, (name, baseline_rows) in enumerate(baselines.items()):
         series[name] = (baseline_rows, "dashed", Category10_10[(number + 1) % 10])
@@ -110,13 +122,20 @@ def plugin_beside_baselines(rows: Sequence[Mapping], baselines: Mapping[str, Seq
 
 def reliability_chart(curves: Mapping[str, Sequence[Mapping]], title: str):
     """Observed frequency against predicted probability per bin (the diagonal is perfect calibration)."""
-    plot = _base(title, 290, x_range=Range1d(0, 1), y_range=Range1d(0, 1), x_axis_label="predicted probability",
-                 y_axis_label="observed frequency")  # fmt: skip
+    plot = _base(
+        title,
+        290,
+        x_range=Range1d(0, 1),
+        y_range=Range1d(0, 1),
+        x_axis_label="predicted probability",
+        y_axis_label="observed frequency",
+    )
     plot.line([0, 1], [0, 1], color=GREY, line_dash="dotted", legend_label="perfect")
     for number, (name, bins) in enumerate(curves.items()):
         colour = BLUE if number == 0 else Category10_10[number % 10]
-        source = ColumnDataSource({"x": [b["predicted"] for b in bins], "y": [b["observed"] for b in bins],
-                                   "n": [b["count"] for b in bins]})  # fmt: skip
+        source = ColumnDataSource(
+            {"x": [b["predicted"] for b in bins], "y": [b["observed"] for b in bins], "n": [b["count"] for b in bins]}
+        )
         plot.line("x", "y", source=source, color=colour, line_width=2, legend_label=name)
         plot.scatter("x", "y", source=source, color=colour, size=6)
     plot.add_tools(HoverTool(tooltips=[("predicted", "@x{0.00}"), ("observed", "@y{0.00}"), ("prefixes", "@n")]))
@@ -162,8 +181,9 @@ class Histogram:
         self.edges = np.linspace(low, high, bins + 1)
         self.source = ColumnDataSource({"left": self.edges[:-1], "right": self.edges[1:], "count": np.zeros(bins)})
         self.plot = _base(title, 220, x_axis_label="value", y_axis_label="prescriptions")
-        self.plot.quad(left="left", right="right", bottom=0, top="count", source=self.source, color=colour,
-                       line_color="white")  # fmt: skip
+        self.plot.quad(
+            left="left", right="right", bottom=0, top="count", source=self.source, color=colour, line_color="white"
+        )
         self.plot.y_range.start = 0
         self.plot.add_tools(HoverTool(tooltips=[("from", "@left{0.00}"), ("to", "@right{0.00}"), ("", "@count")]))
 
@@ -171,8 +191,9 @@ class Histogram:
         self.plot.title.text = title
 
     def update(self, values: Sequence[float]) -> None:
-        counts, _ = np.histogram(np.clip(np.asarray(values, dtype=float), self.edges[0], self.edges[-1]),
-                                 bins=self.edges)  # fmt: skip
+        counts, _ = np.histogram(
+            np.clip(np.asarray(values, dtype=float), self.edges[0], self.edges[-1]), bins=self.edges
+        )
         self.source.data = {"left": self.edges[:-1], "right": self.edges[1:], "count": counts}
 
 
@@ -184,11 +205,19 @@ class ShareChart:
         labels = self.names or ["(no treatment plugin)"]
         self.labels = labels
         self.source = ColumnDataSource({"label": labels, "share": [0.0] * len(labels), "text": [""] * len(labels)})
-        self.plot = _base("Share of treatments recommended", 90 + 40 * len(labels), y_range=labels,
-                          x_range=Range1d(0, 1.25))  # fmt: skip
+        self.plot = _base(
+            "Share of treatments recommended", 90 + 40 * len(labels), y_range=labels, x_range=Range1d(0, 1.25)
+        )
         self.plot.hbar(y="label", right="share", height=0.6, source=self.source, color="#2a9d8f")
-        self.plot.text(x="share", y="label", text="text", source=self.source, x_offset=4, text_baseline="middle",
-                       text_font_size="11px")  # fmt: skip
+        self.plot.text(
+            x="share",
+            y="label",
+            text="text",
+            source=self.source,
+            x_offset=4,
+            text_baseline="middle",
+            text_font_size="11px",
+        )
         self.plot.xaxis.axis_label = "share of prescriptions"
         self.plot.ygrid.grid_line_color = None
 

@@ -30,15 +30,28 @@ class ColumnRow(pn.viewable.Viewer):
         self.column = column
         key = slug(column)
         shown = ", ".join(html.escape(s if len(s) <= 28 else s[:27] + "…") for s in samples) or "—"
-        self.label = pn.pane.HTML(f'<b>{html.escape(column)}</b><div class="wb-muted" style="font-size:12px">'
-                                  f"e.g. {shown}</div>", width=340, margin=(2, 10))  # fmt: skip
-        self.type = pn.widgets.Select(options=TYPES, value=definition or "", width=210,
-                                      css_classes=["wb-col-type", f"wb-col-type-{key}"], margin=(6, 10))  # fmt: skip
-        self.case_attribute = pn.widgets.Checkbox(name="case attribute", value=case_attribute, width=140,
-                                                  css_classes=["wb-col-case", f"wb-col-case-{key}"],
-                                                  margin=(12, 10))  # fmt: skip
-        self.layout = pn.Row(self.label, self.type, self.case_attribute, css_classes=["wb-col-row", f"wb-col-{key}"],
-                             margin=(0, 0))  # fmt: skip
+        self.label = pn.pane.HTML(
+            f'<b>{html.escape(column)}</b><div class="wb-muted" style="font-size:12px">e.g. {shown}</div>',
+            width=340,
+            margin=(2, 10),
+        )
+        self.type = pn.widgets.Select(
+            options=TYPES,
+            value=definition or "",
+            width=210,
+            css_classes=["wb-col-type", f"wb-col-type-{key}"],
+            margin=(6, 10),
+        )
+        self.case_attribute = pn.widgets.Checkbox(
+            name="case attribute",
+            value=case_attribute,
+            width=140,
+            css_classes=["wb-col-case", f"wb-col-case-{key}"],
+            margin=(12, 10),
+        )
+        self.layout = pn.Row(
+            self.label, self.type, self.case_attribute, css_classes=["wb-col-row", f"wb-col-{key}"], margin=(0, 0)
+        )
 
     @property
     def definition(self) -> str | None:
@@ -59,46 +72,74 @@ class ColumnsView(pn.viewable.Viewer):
         self.rows: list[ColumnRow] = []
         self.header = pn.pane.HTML(sizing_mode="stretch_width")
         self.rows_box = pn.Column(sizing_mode="stretch_width", css_classes=["wb-col-rows"])
-        self.mode = pn.widgets.RadioButtonGroup(options=MODES, value=True, css_classes=["wb-transition-mode"],
-                                                button_type="primary", button_style="outline")  # fmt: skip
-        self.start_transition = pn.widgets.Select(name="Start transition", options=TRANSITIONS, value="START",
-                                                  width=160)  # fmt: skip
-        self.complete_transition = pn.widgets.Select(name="Complete transition", options=TRANSITIONS,
-                                                     value="COMPLETE", width=160)  # fmt: skip
-        self.abort_transition = pn.widgets.Select(name="Abort transition", options=TRANSITIONS, value="ATE_ABORT",
-                                                  width=160)  # fmt: skip
+        self.mode = pn.widgets.RadioButtonGroup(
+            options=MODES, value=True, css_classes=["wb-transition-mode"], button_type="primary", button_style="outline"
+        )
+        self.start_transition = pn.widgets.Select(
+            name="Start transition", options=TRANSITIONS, value="START", width=160
+        )
+        self.complete_transition = pn.widgets.Select(
+            name="Complete transition", options=TRANSITIONS, value="COMPLETE", width=160
+        )
+        self.abort_transition = pn.widgets.Select(
+            name="Abort transition", options=TRANSITIONS, value="ATE_ABORT", width=160
+        )
         self.transitions = pn.Column(
             pn.pane.HTML("<b>Lifecycle transitions</b>: how rows of one activity instance are read"),
-            self.mode, pn.Row(self.start_transition, self.complete_transition, self.abort_transition),
-            visible=False, css_classes=["wb-card", "wb-transitions"], sizing_mode="stretch_width",
-        )  # fmt: skip
+            self.mode,
+            pn.Row(self.start_transition, self.complete_transition, self.abort_transition),
+            visible=False,
+            css_classes=["wb-card", "wb-transitions"],
+            sizing_mode="stretch_width",
+        )
         self.validation = Message("wb-col-validation")
-        self.apply_button = pn.widgets.Button(name="Apply definition", button_type="primary", width=170,
-                                              css_classes=["wb-col-apply"])  # fmt: skip
+        self.apply_button = pn.widgets.Button(
+            name="Apply definition", button_type="primary", width=170, css_classes=["wb-col-apply"]
+        )
         self.message = Message("wb-col-error")
         self.progress = pn.indicators.Progress(active=True, value=-1, visible=False, width=200, height=12)
         self.charts = pn.Row(sizing_mode="stretch_width", css_classes=["wb-analysis"])
         self.analysis_text = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["wb-analysis-summary"])
-        self.next_button = pn.widgets.Button(name="Next: outcome and treatment →", button_type="primary",
-                                             visible=False, width=260, css_classes=["wb-col-next"])  # fmt: skip
+        self.next_button = pn.widgets.Button(
+            name="Next: outcome and treatment →",
+            button_type="primary",
+            visible=False,
+            width=260,
+            css_classes=["wb-col-next"],
+        )
         self.apply_button.on_click(self._apply)
         self.next_button.on_click(lambda _: self.state.go("definition"))
         for widget in (self.mode, self.start_transition, self.complete_transition, self.abort_transition):
             widget.param.watch(self._validate, "value")
-        self.placeholder = pn.pane.HTML('<div class="wb-muted">Upload an event log first (1 · Upload), or open a '
-                                        "project.</div>")  # fmt: skip
+        self.placeholder = pn.pane.HTML(
+            '<div class="wb-muted">Upload an event log first (1 · Upload), or open a project.</div>'
+        )
         self.editor = pn.Column(
             self.header,
-            pn.Row(pn.pane.HTML("<b>Column</b>", width=340, margin=(0, 10)),
-                   pn.pane.HTML("<b>Type</b>", width=210, margin=(0, 10)),
-                   pn.pane.HTML("<b>Case attribute</b>", width=140, margin=(0, 10))),
-            self.rows_box, self.transitions, self.validation,
-            pn.Row(self.apply_button, self.progress, self.next_button), self.message, self.analysis_text, self.charts,
-            sizing_mode="stretch_width", visible=False,
-        )  # fmt: skip
+            pn.Row(
+                pn.pane.HTML("<b>Column</b>", width=340, margin=(0, 10)),
+                pn.pane.HTML("<b>Type</b>", width=210, margin=(0, 10)),
+                pn.pane.HTML("<b>Case attribute</b>", width=140, margin=(0, 10)),
+            ),
+            self.rows_box,
+            self.transitions,
+            self.validation,
+            pn.Row(self.apply_button, self.progress, self.next_button),
+            self.message,
+            self.analysis_text,
+            self.charts,
+            sizing_mode="stretch_width",
+            visible=False,
+        )
         self.loading = pn.indicators.Progress(active=True, value=-1, visible=False, width=240, height=12)
-        self.layout = pn.Column(heading("2 · Columns definition"), self.placeholder, self.loading,
-                                self.editor, sizing_mode="stretch_width", css_classes=["wb-view-columns"])  # fmt: skip
+        self.layout = pn.Column(
+            heading("2 · Columns definition"),
+            self.placeholder,
+            self.loading,
+            self.editor,
+            sizing_mode="stretch_width",
+            css_classes=["wb-view-columns"],
+        )
         self._loaded_id = None
         pn.state.execute(self._load)
 
@@ -124,8 +165,11 @@ class ColumnsView(pn.viewable.Viewer):
             self.placeholder.object = html.escape(error_text(exc))
             self.placeholder.visible = True
             return
-        analysis = self.state.analysis if self.state.analysis and self.state.analysis.get(
-            "event_log_id") == event_log_id else None  # fmt: skip
+        analysis = (
+            self.state.analysis
+            if self.state.analysis and self.state.analysis.get("event_log_id") == event_log_id
+            else None
+        )
         error = None
         if analysis is None and event_log.definition and event_log.definition.get("columns_definition"):
             try:
@@ -164,11 +208,19 @@ class ColumnsView(pn.viewable.Viewer):
             self.complete_transition.value = definition.get("complete_transition") or "COMPLETE"
             self.abort_transition.value = definition.get("abort_transition") or "ATE_ABORT"
         has_project = any(p.event_log.id == event_log.id for p in self.state.projects)
-        warning = (" <b>This log has a project:</b> applying a new definition resets its outcome and treatment "
-                   "and it waits for a new one.") if has_project else ""  # fmt: skip
-        self.header.object = (f'<div class="wb-muted"><b>{html.escape(event_log.file_name)}</b> · '
-                              f"{fmt_int(event_log.n_rows)} events. Types were guessed from the column names; "
-                              f"check them.{warning}</div>")  # fmt: skip
+        warning = (
+            (
+                " <b>This log has a project:</b> applying a new definition resets its outcome and treatment "
+                "and it waits for a new one."
+            )
+            if has_project
+            else ""
+        )
+        self.header.object = (
+            f'<div class="wb-muted"><b>{html.escape(event_log.file_name)}</b> · '
+            f"{fmt_int(event_log.n_rows)} events. Types were guessed from the column names; "
+            f"check them.{warning}</div>"
+        )
         self.message.clear()
         self._validate()
 
@@ -226,12 +278,21 @@ class ColumnsView(pn.viewable.Viewer):
             f'<div style="font-size:15px">Defined: <b>{len(activities)}</b> activities, <b>{len(resources)}</b> '
             f"resources{f', <b>{fmt_int(cases)}</b> cases' if cases is not None else ''}.</div>"
         )
-        charts = [pn.Column(pn.pane.Bokeh(bar_chart(activities, "Activities"), sizing_mode="stretch_width"),
-                            sizing_mode="stretch_width", css_classes=["wb-chart-activities"])]  # fmt: skip
+        charts = [
+            pn.Column(
+                pn.pane.Bokeh(bar_chart(activities, "Activities"), sizing_mode="stretch_width"),
+                sizing_mode="stretch_width",
+                css_classes=["wb-chart-activities"],
+            )
+        ]
         if resources:
-            charts.append(pn.Column(pn.pane.Bokeh(bar_chart(resources, "Resources", colour="#e07a5f"),
-                                                  sizing_mode="stretch_width"),
-                                    sizing_mode="stretch_width", css_classes=["wb-chart-resources"]))  # fmt: skip
+            charts.append(
+                pn.Column(
+                    pn.pane.Bokeh(bar_chart(resources, "Resources", colour="#e07a5f"), sizing_mode="stretch_width"),
+                    sizing_mode="stretch_width",
+                    css_classes=["wb-chart-resources"],
+                )
+            )
         self.charts.objects = charts
         self.next_button.visible = True
 

@@ -86,8 +86,15 @@ class ConditionRow(pn.viewable.Viewer):
         self.operator.param.watch(self._operator_changed, "value")
         self.value_select.param.watch(lambda _: editor.changed(), "value")
         self.value_text.param.watch(lambda _: editor.changed(), "value")
-        self.layout = pn.Row(self.column, self.operator, self.value_select, self.value_text, self.remove,
-                             css_classes=["wb-condition"], margin=(0, 0))  # fmt: skip
+        self.layout = pn.Row(
+            self.column,
+            self.operator,
+            self.value_select,
+            self.value_text,
+            self.remove,
+            css_classes=["wb-condition"],
+            margin=(0, 0),
+        )
 
     def _set_operators(self, wanted=None):
         operators = self.editor.context.operators(self.column.value)
@@ -155,11 +162,17 @@ class GroupEditor(pn.viewable.Viewer):
         self.title = pn.pane.HTML(margin=(4, 10))
         add = pn.widgets.Button(name="+ and", width=70, button_style="outline", css_classes=["wb-add-and"])
         add.on_click(lambda _: self.add())
-        remove = pn.widgets.Button(name="Remove group", width=120, button_style="outline",
-                                   css_classes=["wb-remove-group"])  # fmt: skip
+        remove = pn.widgets.Button(
+            name="Remove group", width=120, button_style="outline", css_classes=["wb-remove-group"]
+        )
         remove.on_click(lambda _: editor.remove_group(self))
-        self.layout = pn.Column(pn.Row(self.title, pn.HSpacer(), remove), self.box, add,
-                                css_classes=["wb-card", "wb-group"], sizing_mode="stretch_width")  # fmt: skip
+        self.layout = pn.Column(
+            pn.Row(self.title, pn.HSpacer(), remove),
+            self.box,
+            add,
+            css_classes=["wb-card", "wb-group"],
+            sizing_mode="stretch_width",
+        )
 
     def add(self):
         self.rows.append(ConditionRow(self.editor))
@@ -183,8 +196,15 @@ class GroupEditor(pn.viewable.Viewer):
 class DefinitionEditor(pn.viewable.Viewer):
     """An outcome or treatment definition: OR of AND groups, with a live count of the cases it labels."""
 
-    def __init__(self, state: WorkbenchState, kind: str, context: EditorContext, event_log_id: int,
-                 raw: list | None = None, negative: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        state: WorkbenchState,
+        kind: str,
+        context: EditorContext,
+        event_log_id: int,
+        raw: list | None = None,
+        negative: bool = False,
+    ):
         super().__init__()
         self.state, self.kind, self.context, self.event_log_id = state, kind, context, event_log_id
         columns = context.columns
@@ -192,14 +212,21 @@ class DefinitionEditor(pn.viewable.Viewer):
         self.groups: list[GroupEditor] = []
         self.box = pn.Column(sizing_mode="stretch_width", margin=(0, 0))
         self.count = pn.pane.HTML(css_classes=[f"wb-{kind}-count", "wb-count"], sizing_mode="stretch_width")
-        self.add_group_button = pn.widgets.Button(name="+ or group" if raw else f"+ define the {kind}", width=170,
-                                                  button_style="outline", css_classes=["wb-add-or"])  # fmt: skip
+        self.add_group_button = pn.widgets.Button(
+            name="+ or group" if raw else f"+ define the {kind}",
+            width=170,
+            button_style="outline",
+            css_classes=["wb-add-or"],
+        )
         self.add_group_button.on_click(lambda _: self.add_group())
         self.negative = pn.widgets.RadioButtonGroup(
-            options={"positive (desired)": False, "negative (undesired)": True}, value=negative,
-            button_type="primary", button_style="outline", css_classes=["wb-outcome-sign"],
+            options={"positive (desired)": False, "negative (undesired)": True},
+            value=negative,
+            button_type="primary",
+            button_style="outline",
+            css_classes=["wb-outcome-sign"],
             visible=kind == "outcome",
-        )  # fmt: skip
+        )
         self.negative.param.watch(lambda _: self.changed(), "value")
         self._version = 0
         for group in raw or []:
@@ -214,9 +241,13 @@ class DefinitionEditor(pn.viewable.Viewer):
             intro = "A case is treated when <b>any</b> group holds (same rules). Leave it empty for no treatment."
         self.layout = pn.Column(
             pn.pane.HTML(f'<div class="wb-muted">{intro}</div>', sizing_mode="stretch_width"),
-            self.negative, self.box, self.add_group_button, self.count,
-            css_classes=[f"wb-{kind}", "wb-definition-editor"], sizing_mode="stretch_width",
-        )  # fmt: skip
+            self.negative,
+            self.box,
+            self.add_group_button,
+            self.count,
+            css_classes=[f"wb-{kind}", "wb-definition-editor"],
+            sizing_mode="stretch_width",
+        )
         self.changed(debounce=0.0)  # the first count at once; later edits come in bursts
 
     def add_group(self):
@@ -275,8 +306,9 @@ class DefinitionEditor(pn.viewable.Viewer):
             matching, total = await self.state.run(self.state.core.count_matching_cases, self.event_log_id, raw)
         except Exception as exc:
             if version == self._version:
-                self.count.object = (f'<div class="wb-count-error" style="color:#b02a37">'
-                                     f"{html.escape(error_text(exc))}</div>")  # fmt: skip
+                self.count.object = (
+                    f'<div class="wb-count-error" style="color:#b02a37">{html.escape(error_text(exc))}</div>'
+                )
             return
         if version != self._version:
             return
@@ -284,8 +316,10 @@ class DefinitionEditor(pn.viewable.Viewer):
         if self.kind == "treatment":
             text = f"<b>{fmt_int(matching)}</b> of {fmt_int(total)} cases ({share:.1%}) are treated."
         elif self.negative.value:
-            text = (f"<b>{fmt_int(total - matching)}</b> of {fmt_int(total)} cases ({1 - share:.1%}) are labelled "
-                    f"positive ({fmt_int(matching)} match the negative outcome).")  # fmt: skip
+            text = (
+                f"<b>{fmt_int(total - matching)}</b> of {fmt_int(total)} cases ({1 - share:.1%}) are labelled "
+                f"positive ({fmt_int(matching)} match the negative outcome)."
+            )
         else:
             text = f"<b>{fmt_int(matching)}</b> of {fmt_int(total)} cases ({share:.1%}) are labelled positive."
         self.count.object = f'<div class="wb-count-ok" style="font-size:15px">{text}</div>'
@@ -328,24 +362,36 @@ class PluginForm(pn.viewable.Viewer):
             self.instance = self.plugin_class.from_parameters({})
         self.names = list(self.defaults)
         self.form = pn.Column(sizing_mode="stretch_width")  # the parameter widgets are built on first opening
-        needs = [what for what, flag in (("an outcome", info["needs_outcome"]), ("a treatment",
-                 info["needs_treatment"])) if flag]  # fmt: skip
+        needs = [
+            what
+            for what, flag in (("an outcome", info["needs_outcome"]), ("a treatment", info["needs_treatment"]))
+            if flag
+        ]
         self.info_input = pn.widgets.TextAreaInput(
-            name="Additional info (JSON object)", value=json.dumps(additional_info) if additional_info else "",
-            placeholder='{"key": "value"}', height=80, sizing_mode="stretch_width",
+            name="Additional info (JSON object)",
+            value=json.dumps(additional_info) if additional_info else "",
+            placeholder='{"key": "value"}',
+            height=80,
+            sizing_mode="stretch_width",
             css_classes=["wb-plugin-info", f"wb-plugin-info-{slug(key)}"],
-        )  # fmt: skip
+        )
         self.info_message = Message(f"wb-plugin-info-message-{slug(key)}")
         self.info_input.param.watch(self._check_info, "value")
         self._check_info()
         self.layout = pn.Card(
-            pn.pane.HTML(f'<div class="wb-muted">{html.escape(info["description"] or "")}'
-                         f"{' Needs ' + ' and '.join(needs) + ' definition.' if needs else ''}</div>",
-                         sizing_mode="stretch_width"),
-            self.form, self.info_input, self.info_message,
-            title=f"{info['name']} · {info['prescription_type']}", collapsed=True, sizing_mode="stretch_width",
+            pn.pane.HTML(
+                f'<div class="wb-muted">{html.escape(info["description"] or "")}'
+                f"{' Needs ' + ' and '.join(needs) + ' definition.' if needs else ''}</div>",
+                sizing_mode="stretch_width",
+            ),
+            self.form,
+            self.info_input,
+            self.info_message,
+            title=f"{info['name']} · {info['prescription_type']}",
+            collapsed=True,
+            sizing_mode="stretch_width",
             css_classes=["wb-plugin-form", f"wb-plugin-form-{slug(key)}"],
-        )  # fmt: skip
+        )
         self.layout.param.watch(self._opened, "collapsed")
 
     def _opened(self, event):
@@ -355,13 +401,15 @@ class PluginForm(pn.viewable.Viewer):
             self.form.objects = [pn.pane.HTML("No parameters.")]
             return
         widgets = [parameter_widget(self.instance, name) for name in self.names]
-        self.form.objects = [pn.GridBox(*widgets, ncols=4, sizing_mode="stretch_width",
-                                        css_classes=["wb-plugin-params"])]  # fmt: skip
+        self.form.objects = [
+            pn.GridBox(*widgets, ncols=4, sizing_mode="stretch_width", css_classes=["wb-plugin-params"])
+        ]
 
     def parameters(self) -> dict:
         """The parameters that differ from the declared defaults."""
-        return {n: getattr(self.instance, n) for n, default in self.defaults.items()
-                if getattr(self.instance, n) != default}  # fmt: skip
+        return {
+            n: getattr(self.instance, n) for n, default in self.defaults.items() if getattr(self.instance, n) != default
+        }
 
     def additional_info(self) -> dict | None:
         """The additional info as an object; raises ``ValueError`` with a readable message when it is not one."""
@@ -386,8 +434,9 @@ class PluginForm(pn.viewable.Viewer):
             self.plugin_class.validate_additional_info(value or {})
         except PrCoreError as exc:
             if value is None:
-                self.info_message.info(f"Without additional info this plugin is left out: {html.escape(exc.detail)}",
-                                       markup=True)  # fmt: skip
+                self.info_message.info(
+                    f"Without additional info this plugin is left out: {html.escape(exc.detail)}", markup=True
+                )
             else:
                 self.info_message.error(exc.detail)
             return

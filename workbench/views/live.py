@@ -40,8 +40,13 @@ MAX_CASE_EVENTS = 300
 #: Values kept for the distribution chart.
 DISTRIBUTION_VALUES = 2000
 #: Column titles of the live table by prescription type (the plugin's name when a type occurs twice).
-SHORT_TITLES = {"NEXT_ACTIVITY": "Next activity", "ALARM": "Alarm", "TREATMENT_EFFECT": "Treatment effect",
-                "RESOURCE_ALLOCATION": "Resource", "REMAINING_TIME": "Remaining time"}  # fmt: skip
+SHORT_TITLES = {
+    "NEXT_ACTIVITY": "Next activity",
+    "ALARM": "Alarm",
+    "TREATMENT_EFFECT": "Treatment effect",
+    "RESOURCE_ALLOCATION": "Resource",
+    "REMAINING_TIME": "Remaining time",
+}
 MODES = {"Simulation (replay held-out cases)": "simulating", "Streaming (events posted over REST)": "streaming"}
 PACES = {"Fixed interval": "interval", "The log's real time, sped up": "speed"}
 
@@ -82,21 +87,37 @@ class LiveView(pn.viewable.Viewer):
         self.distribution: collections.deque = collections.deque(maxlen=DISTRIBUTION_VALUES)
         self.shares: dict[str, list[int]] = {}
         # controls
-        self.mode = pn.widgets.RadioButtonGroup(options=MODES, value="simulating", button_type="primary",
-                                                button_style="outline", css_classes=["wb-live-mode"])  # fmt: skip
+        self.mode = pn.widgets.RadioButtonGroup(
+            options=MODES,
+            value="simulating",
+            button_type="primary",
+            button_style="outline",
+            css_classes=["wb-live-mode"],
+        )
         self.pace = pn.widgets.Select(name="Pace", options=PACES, value="interval", width=220)
-        self.interval = pn.widgets.FloatInput(name="Seconds between events", value=0.1, start=0.0, step=0.05,
-                                              width=170, css_classes=["wb-live-interval"])  # fmt: skip
-        self.speed = pn.widgets.FloatInput(name="Speed-up (× real time)", value=3600.0, start=1.0, width=170,
-                                           visible=False, css_classes=["wb-live-speed"])  # fmt: skip
-        self.max_events = pn.widgets.IntInput(name="Stop after (events, 0 = all)", value=0, start=0, width=190,
-                                              css_classes=["wb-live-max"])  # fmt: skip
-        self.start_button = pn.widgets.Button(name="Start", button_type="success", width=90, align="end",
-                                              css_classes=["wb-live-start"])  # fmt: skip
-        self.stop_button = pn.widgets.Button(name="Stop", button_type="danger", width=90, align="end",
-                                             css_classes=["wb-live-stop"])  # fmt: skip
-        self.clear_button = pn.widgets.Button(name="Clear streamed events", width=170, align="end",
-                                              css_classes=["wb-live-clear"])  # fmt: skip
+        self.interval = pn.widgets.FloatInput(
+            name="Seconds between events", value=0.1, start=0.0, step=0.05, width=170, css_classes=["wb-live-interval"]
+        )
+        self.speed = pn.widgets.FloatInput(
+            name="Speed-up (× real time)",
+            value=3600.0,
+            start=1.0,
+            width=170,
+            visible=False,
+            css_classes=["wb-live-speed"],
+        )
+        self.max_events = pn.widgets.IntInput(
+            name="Stop after (events, 0 = all)", value=0, start=0, width=190, css_classes=["wb-live-max"]
+        )
+        self.start_button = pn.widgets.Button(
+            name="Start", button_type="success", width=90, align="end", css_classes=["wb-live-start"]
+        )
+        self.stop_button = pn.widgets.Button(
+            name="Stop", button_type="danger", width=90, align="end", css_classes=["wb-live-stop"]
+        )
+        self.clear_button = pn.widgets.Button(
+            name="Clear streamed events", width=170, align="end", css_classes=["wb-live-clear"]
+        )
         self.start_button.on_click(self._start)
         self.stop_button.on_click(self._stop)
         self.clear_button.on_click(self._clear)
@@ -108,14 +129,16 @@ class LiveView(pn.viewable.Viewer):
         self.hint = pn.pane.HTML(visible=False, sizing_mode="stretch_width")
         self.table = table("wb-live-table", height=390, selectable=False)
         self.table.on_click(self._clicked)
-        self.freeze = pn.widgets.Checkbox(name="Pause the table (events keep arriving and are added on resume)",
-                                          css_classes=["wb-live-freeze"])  # fmt: skip
+        self.freeze = pn.widgets.Checkbox(
+            name="Pause the table (events keep arriving and are added on resume)", css_classes=["wb-live-freeze"]
+        )
         self.freeze.param.watch(self._freeze_changed, "value")
         self._rows: collections.deque = collections.deque(maxlen=TABLE_ROWS)
         self._columns: list[str] = ["event", "received", "case", "activity"]
         # drill-down
-        self.case_input = pn.widgets.TextInput(name="Case", placeholder="click an event, or type a case id", width=300,
-                                               css_classes=["wb-case-input"])  # fmt: skip
+        self.case_input = pn.widgets.TextInput(
+            name="Case", placeholder="click an event, or type a case id", width=300, css_classes=["wb-case-input"]
+        )
         self.case_input.param.watch(lambda _: self._show_case(), "value")
         self.case_header = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["wb-case-header"])
         self.case_events: pn.widgets.Tabulator | None = None  # built when a case is first shown (quicker page load)
@@ -126,24 +149,38 @@ class LiveView(pn.viewable.Viewer):
         self.histogram = Histogram("Alarm probability")
         self.share: ShareChart | None = None  # its bars are the project's plugins: built by ``_reset``
         self.share_pane = pn.pane.Bokeh(sizing_mode="stretch_width")
-        charts = pn.Row(pn.pane.Bokeh(self.rate.plot, sizing_mode="stretch_width"),
-                        pn.pane.Bokeh(self.histogram.plot, sizing_mode="stretch_width"), self.share_pane,
-                        sizing_mode="stretch_width", css_classes=["wb-live-charts"])  # fmt: skip
+        charts = pn.Row(
+            pn.pane.Bokeh(self.rate.plot, sizing_mode="stretch_width"),
+            pn.pane.Bokeh(self.histogram.plot, sizing_mode="stretch_width"),
+            self.share_pane,
+            sizing_mode="stretch_width",
+            css_classes=["wb-live-charts"],
+        )
         self.placeholder = pn.pane.HTML('<div class="wb-muted">Open a trained project on the Projects page.</div>')
         self.body = pn.Column(
             pn.Row(self.mode, self.pace),
-            pn.Row(self.interval, self.speed, self.max_events, self.start_button, self.stop_button,
-                   self.clear_button),
-            self.hint, self.message, self.status, self.counter, charts,
-            heading("Incoming events and their prescriptions (newest first)", 4), self.freeze,
+            pn.Row(self.interval, self.speed, self.max_events, self.start_button, self.stop_button, self.clear_button),
+            self.hint,
+            self.message,
+            self.status,
+            self.counter,
+            charts,
+            heading("Incoming events and their prescriptions (newest first)", 4),
+            self.freeze,
             self.table,
             heading("Case drill-down", 4),
-            self.case_input, self.case_header,
+            self.case_input,
+            self.case_header,
             self.case_tables,
             sizing_mode="stretch_width",
-        )  # fmt: skip
-        self.layout = pn.Column(heading("Live prescriptions"), self.placeholder,
-                                self.body, sizing_mode="stretch_width", css_classes=["wb-view-live"])  # fmt: skip
+        )
+        self.layout = pn.Column(
+            heading("Live prescriptions"),
+            self.placeholder,
+            self.body,
+            sizing_mode="stretch_width",
+            css_classes=["wb-view-live"],
+        )
         self.drain_callback = pn.state.add_periodic_callback(self._drain, period=DRAIN_MS)
         pn.state.on_session_destroyed(self._session_destroyed)
         self._project_changed()
@@ -200,12 +237,16 @@ class LiveView(pn.viewable.Viewer):
         self.distribution.clear()
         columns = self._columns = ["event", "received", "case", "activity", *[k for k, _, _ in self.plugins]]
         kinds = [t for _, _, t in self.plugins]
-        self.table.titles = {"event": "#", "received": "at", **{
-            k: SHORT_TITLES.get(t, n) if kinds.count(t) == 1 else n for k, n, t in self.plugins}}  # fmt: skip
+        self.table.titles = {
+            "event": "#",
+            "received": "at",
+            **{k: SHORT_TITLES.get(t, n) if kinds.count(t) == 1 else n for k, n, t in self.plugins},
+        }
         self.table.value = pd.DataFrame({c: pd.Series(dtype="int64" if c == "event" else "object") for c in columns})
         alarm = [n for _, n, t in self.plugins if t == "ALARM"]
-        self.histogram.set_title("Alarm probability (negative outcome)" if alarm
-                                 else "Estimated treatment effect (CATE)")  # fmt: skip
+        self.histogram.set_title(
+            "Alarm probability (negative outcome)" if alarm else "Estimated treatment effect (CATE)"
+        )
         self.histogram.edges = np.linspace(0, 1, 21) if alarm else np.linspace(-1, 1, 21)
         self.histogram.update([])
         acting = [n for _, n, t in self.plugins if t in ("TREATMENT_EFFECT", "RESOURCE_ALLOCATION")]
@@ -246,9 +287,11 @@ class LiveView(pn.viewable.Viewer):
         project = self.state.project
         self.hint.visible = not simulating
         if project is not None:
-            self.hint.object = (f'<div class="wb-muted">Post events as JSON to <code>/event/{project.id}</code> with '
-                                "the header <code>Authorization: Bearer &lt;API token&gt;</code> (printed when the "
-                                "server starts); they appear here with their prescriptions.</div>")  # fmt: skip
+            self.hint.object = (
+                f'<div class="wb-muted">Post events as JSON to <code>/event/{project.id}</code> with '
+                "the header <code>Authorization: Bearer &lt;API token&gt;</code> (printed when the "
+                "server starts); they appear here with their prescriptions.</div>"
+            )
 
     async def _start(self, _):
         project = self.state.project
@@ -380,11 +423,14 @@ class LiveView(pn.viewable.Viewer):
         self.histogram.update(list(self.distribution))
         self.share.update({name: tuple(v) for name, v in self.shares.items()})
         last = self.per_second.get(now - 1, 0)
-        self.counter.object = (f'<span class="wb-live-received" data-count="{self.received}">'
-                               f"<b>{fmt_int(self.received)}</b> events received in this view</span> · "
-                               f"{fmt_int(last)} in the last second · {fmt_int(len(self.cases))} cases")  # fmt: skip
-        if self.case_input.value and self.case_input.value in {str((e.get("data") or {}).get(self.case_column))
-                                                                for e in events}:  # fmt: skip
+        self.counter.object = (
+            f'<span class="wb-live-received" data-count="{self.received}">'
+            f"<b>{fmt_int(self.received)}</b> events received in this view</span> · "
+            f"{fmt_int(last)} in the last second · {fmt_int(len(self.cases))} cases"
+        )
+        if self.case_input.value and self.case_input.value in {
+            str((e.get("data") or {}).get(self.case_column)) for e in events
+        }:
             self._show_case()
 
     def _show_rows(self) -> None:
@@ -411,16 +457,22 @@ class LiveView(pn.viewable.Viewer):
         case = (self.case_input.value or "").strip()
         history = self.cases.get(case)
         if not case or history is None:
-            self.case_header.object = (f'<div class="wb-muted">No event of case {html.escape(case)} arrived in this '
-                                       "view.</div>") if case else ""  # fmt: skip
+            self.case_header.object = (
+                (f'<div class="wb-muted">No event of case {html.escape(case)} arrived in this view.</div>')
+                if case
+                else ""
+            )
             self.case_tables.visible = False
             return
         if self.case_events is None:
             self.case_events = table("wb-case-events", max_height=220)
             self.case_prescriptions = table("wb-case-prescriptions", max_height=260)
-            self.case_tables.objects = [heading("Prescriptions after each event of the case", 4),
-                                        self.case_prescriptions, heading("The case's events", 4),
-                                        self.case_events]  # fmt: skip
+            self.case_tables.objects = [
+                heading("Prescriptions after each event of the case", 4),
+                self.case_prescriptions,
+                heading("The case's events", 4),
+                self.case_events,
+            ]
         completed = any(e.get("case_completed") for e in history)
         self.case_header.object = (
             f'<div class="wb-case-title"><b>Case {html.escape(case)}</b>: '
@@ -430,17 +482,24 @@ class LiveView(pn.viewable.Viewer):
         self.case_events.value = events.astype(object).where(events.notna(), None)
         rows = []
         for event in history:
-            row = {"event": event.get("id"), "at": _clock(event.get("timestamp")),
-                   "activity": str((event.get("data") or {}).get(self.activity_column, ""))}  # fmt: skip
+            row = {
+                "event": event.get("id"),
+                "at": _clock(event.get("timestamp")),
+                "activity": str((event.get("data") or {}).get(self.activity_column, "")),
+            }
             by_key = {rx.plugin_key(p): p for p in event.get("prescriptions") or []}
             for key, _, _ in self.plugins:
                 prescription = by_key.get(key)
-                row[key] = "case completed" if event.get("case_completed") else (
-                    rx.summary(prescription, full=True) if prescription is not None else "")  # fmt: skip
+                row[key] = (
+                    "case completed"
+                    if event.get("case_completed")
+                    else (rx.summary(prescription, full=True) if prescription is not None else "")
+                )
             rows.append(row)
         self.case_prescriptions.titles = {k: n for k, n, _ in self.plugins}
-        self.case_prescriptions.value = pd.DataFrame(rows, columns=["event", "at", "activity",
-                                                                    *[k for k, _, _ in self.plugins]])  # fmt: skip
+        self.case_prescriptions.value = pd.DataFrame(
+            rows, columns=["event", "at", "activity", *[k for k, _, _ in self.plugins]]
+        )
         self.case_tables.visible = True
 
     def __panel__(self):

@@ -24,14 +24,21 @@ def prescriptions_long(result: dict) -> pd.DataFrame:
             plugin = item.get("plugin") or {}
             output = item.get("output")
             extra = {k: v for k, v in item.items() if k not in ("id", "datetime", "type", "output", "plugin", "detail")}
-            rows.append({
-                "case_id": case, "plugin": plugin.get("key", ""), "plugin_name": plugin.get("name", ""),
-                "type": item.get("type"), "prescription": rx.summary(item),
-                "output": json.dumps(output) if isinstance(output, dict | list) else output,
-                "detail": item.get("detail"), "extra": json.dumps(extra, default=str) if extra else None,
-            })  # fmt: skip
-    return pd.DataFrame(rows, columns=["case_id", "plugin", "plugin_name", "type", "prescription", "output", "detail",
-                                       "extra"])  # fmt: skip
+            rows.append(
+                {
+                    "case_id": case,
+                    "plugin": plugin.get("key", ""),
+                    "plugin_name": plugin.get("name", ""),
+                    "type": item.get("type"),
+                    "prescription": rx.summary(item),
+                    "output": json.dumps(output) if isinstance(output, dict | list) else output,
+                    "detail": item.get("detail"),
+                    "extra": json.dumps(extra, default=str) if extra else None,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["case_id", "plugin", "plugin_name", "type", "prescription", "output", "detail", "extra"]
+    )
 
 
 def prescriptions_wide(result: dict) -> pd.DataFrame:
@@ -52,31 +59,58 @@ class OngoingView(pn.viewable.Viewer):
 
     def __init__(self, state: WorkbenchState, **params):
         super().__init__(state=state, **params)
-        self.dropper = pn.widgets.FileDropper(multiple=False, chunk_size=CHUNK_SIZE, max_file_size=MAX_FILE_SIZE,
-                                              layout="compact", sizing_mode="stretch_width", height=130,
-                                              css_classes=["wb-ongoing-dropper"])  # fmt: skip
+        self.dropper = pn.widgets.FileDropper(
+            multiple=False,
+            chunk_size=CHUNK_SIZE,
+            max_file_size=MAX_FILE_SIZE,
+            layout="compact",
+            sizing_mode="stretch_width",
+            height=130,
+            css_classes=["wb-ongoing-dropper"],
+        )
         self.separator = pn.widgets.Select(name="CSV separator", options=SEPARATORS, width=200)
-        self.progress = pn.indicators.Progress(active=True, value=-1, visible=False, sizing_mode="stretch_width",
-                                               height=12)  # fmt: skip
+        self.progress = pn.indicators.Progress(
+            active=True, value=-1, visible=False, sizing_mode="stretch_width", height=12
+        )
         self.status = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["wb-ongoing-status"])
         self.message = Message("wb-ongoing-error")
         self.table = table("wb-ongoing-table", visible=False, pagination="local", page_size=20)
-        self.download = pn.widgets.FileDownload(callback=self._csv, filename="prescriptions.csv", visible=False,
-                                                button_type="primary", label="Download prescriptions (CSV)",
-                                                width=260, css_classes=["wb-ongoing-download"])  # fmt: skip
+        self.download = pn.widgets.FileDownload(
+            callback=self._csv,
+            filename="prescriptions.csv",
+            visible=False,
+            button_type="primary",
+            label="Download prescriptions (CSV)",
+            width=260,
+            css_classes=["wb-ongoing-download"],
+        )
         self.result: dict | None = None
         self._seen: dict[str, int] = {}
         self.dropper.param.watch(self._dropped, "value")
         self.placeholder = pn.pane.HTML('<div class="wb-muted">Open a trained project on the Projects page.</div>')
         self.body = pn.Column(
-            pn.pane.HTML('<div class="wb-muted">A log of running cases with the columns of the project\'s '
-                         "definition (CSV, XES, zip or gz). Every active plugin prescribes for the last event of "
-                         "each case.</div>", sizing_mode="stretch_width"),
-            self.separator, self.dropper, self.progress, self.status, self.message, self.download, self.table,
+            pn.pane.HTML(
+                '<div class="wb-muted">A log of running cases with the columns of the project\'s '
+                "definition (CSV, XES, zip or gz). Every active plugin prescribes for the last event of "
+                "each case.</div>",
+                sizing_mode="stretch_width",
+            ),
+            self.separator,
+            self.dropper,
+            self.progress,
+            self.status,
+            self.message,
+            self.download,
+            self.table,
             sizing_mode="stretch_width",
-        )  # fmt: skip
-        self.layout = pn.Column(heading("Ongoing cases"), self.placeholder, self.body,
-                                sizing_mode="stretch_width", css_classes=["wb-view-ongoing"])  # fmt: skip
+        )
+        self.layout = pn.Column(
+            heading("Ongoing cases"),
+            self.placeholder,
+            self.body,
+            sizing_mode="stretch_width",
+            css_classes=["wb-view-ongoing"],
+        )
         self._project_changed()
 
     @param.depends("state.project_id", watch=True)
@@ -99,8 +133,13 @@ class OngoingView(pn.viewable.Viewer):
         self.status.object = f"Prescribing for the cases of <b>{name}</b> …"
         started = time.perf_counter()
         try:
-            result = await self.state.run(self.state.core.prescribe, self.state.project_id, data, filename=name,
-                                          separator=self.separator.value or None)  # fmt: skip
+            result = await self.state.run(
+                self.state.core.prescribe,
+                self.state.project_id,
+                data,
+                filename=name,
+                separator=self.separator.value or None,
+            )
             wide = await self.state.run(prescriptions_wide, result)
         except Exception as exc:
             self.progress.visible = False
@@ -110,9 +149,11 @@ class OngoingView(pn.viewable.Viewer):
         self.progress.visible = False
         self.result = result
         count = sum(len(v) for v in result.values())
-        self.status.object = (f'<div class="wb-ongoing-summary" style="font-size:15px"><b>{fmt_int(len(result))}</b> '
-                              f"cases, <b>{fmt_int(count)}</b> prescriptions in {time.perf_counter() - started:.1f} s"
-                              "</div>")  # fmt: skip
+        self.status.object = (
+            f'<div class="wb-ongoing-summary" style="font-size:15px"><b>{fmt_int(len(result))}</b> '
+            f"cases, <b>{fmt_int(count)}</b> prescriptions in {time.perf_counter() - started:.1f} s"
+            "</div>"
+        )
         self.download.filename = f"prescriptions-{name.rsplit('.', 1)[0]}.csv"
         self.table.value = wide
         self.table.visible = self.download.visible = True

@@ -23,31 +23,49 @@ class OutcomeTreatmentView(pn.viewable.Viewer):
         self.outcome: DefinitionEditor | None = None
         self.treatment: DefinitionEditor | None = None
         self.plugin_forms: list[PluginForm] = []
-        self.placeholder = pn.pane.HTML('<div class="wb-muted">Define the columns of an event log first '
-                                        "(2 · Columns).</div>")  # fmt: skip
+        self.placeholder = pn.pane.HTML(
+            '<div class="wb-muted">Define the columns of an event log first (2 · Columns).</div>'
+        )
         self.loading = pn.indicators.Progress(active=True, value=-1, visible=False, width=240, height=12)
         self.outcome_box = pn.Column(sizing_mode="stretch_width")
         self.treatment_box = pn.Column(sizing_mode="stretch_width")
         self.plugins_box = pn.Column(sizing_mode="stretch_width")
         self.project_name = pn.widgets.TextInput(name="Project name", width=320, css_classes=["wb-project-name-input"])
         self.description = pn.widgets.TextInput(name="Description (optional)", width=420)
-        self.create_button = pn.widgets.Button(name="Create project and train", button_type="primary", width=230,
-                                               css_classes=["wb-create-project"], align="end")  # fmt: skip
+        self.create_button = pn.widgets.Button(
+            name="Create project and train",
+            button_type="primary",
+            width=230,
+            css_classes=["wb-create-project"],
+            align="end",
+        )
         self.create_button.on_click(self._create)
         self.message = Message("wb-create-error")
         self.editor = pn.Column(
-            heading("Outcome", 3), self.outcome_box,
-            heading("Treatment", 3), self.treatment_box,
+            heading("Outcome", 3),
+            self.outcome_box,
+            heading("Treatment", 3),
+            self.treatment_box,
             heading("Plugins", 3),
-            pn.pane.HTML('<div class="wb-muted">Every applicable plugin is trained. Open a plugin to change its '
-                         "parameters or give it additional info.</div>", sizing_mode="stretch_width"),
+            pn.pane.HTML(
+                '<div class="wb-muted">Every applicable plugin is trained. Open a plugin to change its '
+                "parameters or give it additional info.</div>",
+                sizing_mode="stretch_width",
+            ),
             self.plugins_box,
-            pn.Row(self.project_name, self.description, self.create_button), self.message,
-            sizing_mode="stretch_width", visible=False,
-        )  # fmt: skip
-        self.layout = pn.Column(heading("3 · Outcome and treatment"), self.placeholder,
-                                self.loading, self.editor, sizing_mode="stretch_width",
-                                css_classes=["wb-view-definition"])  # fmt: skip
+            pn.Row(self.project_name, self.description, self.create_button),
+            self.message,
+            sizing_mode="stretch_width",
+            visible=False,
+        )
+        self.layout = pn.Column(
+            heading("3 · Outcome and treatment"),
+            self.placeholder,
+            self.loading,
+            self.editor,
+            sizing_mode="stretch_width",
+            css_classes=["wb-view-definition"],
+        )
         self._loaded = None
         pn.state.execute(self._load)
 
@@ -90,21 +108,31 @@ class OutcomeTreatmentView(pn.viewable.Viewer):
         event_log_id = event_log.id
         definition = event_log.definition or {}
         project = self._project()
-        self.outcome = DefinitionEditor(self.state, "outcome", context, event_log_id,
-                                        definition.get("outcome_definition"),
-                                        bool(definition.get("outcome_definition_negative")))  # fmt: skip
-        self.treatment = DefinitionEditor(self.state, "treatment", context, event_log_id,
-                                          definition.get("treatment_definition"))  # fmt: skip
+        self.outcome = DefinitionEditor(
+            self.state,
+            "outcome",
+            context,
+            event_log_id,
+            definition.get("outcome_definition"),
+            bool(definition.get("outcome_definition_negative")),
+        )
+        self.treatment = DefinitionEditor(
+            self.state, "treatment", context, event_log_id, definition.get("treatment_definition")
+        )
         if not definition.get("outcome_definition") and project is None:
             self.outcome.add_group()
         self.outcome_box.objects = [self.outcome]
         self.treatment_box.objects = [self.treatment]
         stored = {p.key: p for p in project.plugins} if project else {}
         self.plugin_forms = [
-            PluginForm(key, info, stored[key].parameters if key in stored else None,
-                       stored[key].additional_info if key in stored else None)
+            PluginForm(
+                key,
+                info,
+                stored[key].parameters if key in stored else None,
+                stored[key].additional_info if key in stored else None,
+            )
             for key, info in available.items()
-        ]  # fmt: skip
+        ]
         self.plugins_box.objects = self.plugin_forms
         self.project_name.value = project.name if project else event_log.file_name
         self.project_name.disabled = project is not None
@@ -131,14 +159,24 @@ class OutcomeTreatmentView(pn.viewable.Viewer):
         try:
             if project is None:
                 created = await self.state.run(
-                    core.create_project, self.state.event_log_id, treatment=treatment, parameters=parameters or None,
-                    additional_info=additional_info or None, name=self.project_name.value or None,
-                    description=self.description.value or None, **sign,
-                )  # fmt: skip
+                    core.create_project,
+                    self.state.event_log_id,
+                    treatment=treatment,
+                    parameters=parameters or None,
+                    additional_info=additional_info or None,
+                    name=self.project_name.value or None,
+                    description=self.description.value or None,
+                    **sign,
+                )
             else:
-                created = await self.state.run(core.redefine_project, project.id, treatment=treatment,
-                                               parameters=parameters or None,
-                                               additional_info=additional_info or None, **sign)  # fmt: skip
+                created = await self.state.run(
+                    core.redefine_project,
+                    project.id,
+                    treatment=treatment,
+                    parameters=parameters or None,
+                    additional_info=additional_info or None,
+                    **sign,
+                )
         except Exception as exc:
             self.message.error(error_text(exc))
             return

@@ -64,8 +64,11 @@ def summary(prescription: Mapping[str, Any], full: bool = False) -> str:
         low, high = _number(prescription.get("lower")), _number(prescription.get("upper"))
         interval = f" ({duration(low)}–{duration(high)})" if low is not None and high is not None else ""
         text = f"≈ {duration(float(output))}{interval}"
-        return f"{text} · ends about {_clock(prescription['expected_end'])}" if full and prescription.get(
-            "expected_end") else text  # fmt: skip
+        return (
+            f"{text} · ends about {_clock(prescription['expected_end'])}"
+            if full and prescription.get("expected_end")
+            else text
+        )
     if kind == "RESOURCE_ALLOCATION" and isinstance(output, Mapping):
         until = output.get("allocated_until")
         return f"{output.get('resource')} until {_clock(until)}" if until else str(output.get("resource"))

@@ -155,8 +155,9 @@ def layered_layout(nodes: set[str], edges: pd.DataFrame):
 
 def _bezier_point(p0, c0, c1, p1, t: float):
     u = 1 - t
-    return tuple(u**3 * a + 3 * u * u * t * b + 3 * u * t * t * c + t**3 * d
-                 for a, b, c, d in zip(p0, c0, c1, p1, strict=True))  # fmt: skip
+    return tuple(
+        u**3 * a + 3 * u * u * t * b + 3 * u * t * t * c + t**3 * d for a, b, c, d in zip(p0, c0, c1, p1, strict=True)
+    )
 
 
 def _segments(points: list[tuple[float, float]]) -> list[tuple]:
@@ -176,14 +177,23 @@ def dfg_figure(nodes: set[str], edges: pd.DataFrame, positions: dict, routes: di
     y0, y1 = min(ys) - NODE_H, max(ys) + NODE_H
     width = int(max(720, min(1500, (x1 - x0) * PX_X)))
     height = int(max(360, (y1 - y0) * PX_Y))
-    plot = figure(width=width, height=height, x_range=Range1d(x0, x1), y_range=Range1d(y0, y1),
-                  tools="pan,wheel_zoom,reset,save", toolbar_location="above", title=None)  # fmt: skip
+    plot = figure(
+        width=width,
+        height=height,
+        x_range=Range1d(x0, x1),
+        y_range=Range1d(y0, y1),
+        tools="pan,wheel_zoom,reset,save",
+        toolbar_location="above",
+        title=None,
+    )
     plot.axis.visible = False
     plot.grid.visible = False
     plot.outline_line_color = None
     top = max([f for f in edges["frequency"]] or [1])
-    curves = {dash: {k: [] for k in ("x0", "y0", "x1", "y1", "cx0", "cy0", "cx1", "cy1", "width", "alpha")}
-              for dash in ("solid", "dashed")}  # fmt: skip
+    curves = {
+        dash: {k: [] for k in ("x0", "y0", "x1", "y1", "cx0", "cy0", "cx1", "cy1", "width", "alpha")}
+        for dash in ("solid", "dashed")
+    }
     labels = {"x": [], "y": [], "text": []}
     heads = {"x": [], "y": [], "angle": [], "size": []}
     loops: dict[str, int] = {}
@@ -207,8 +217,9 @@ def dfg_figure(nodes: set[str], edges: pd.DataFrame, positions: dict, routes: di
         strength = math.sqrt(frequency / top)
         bucket = curves["dashed" if backward else "solid"]
         for p0, c0, c1, p1 in segments:
-            for key, value in zip(("x0", "y0", "x1", "y1", "cx0", "cy0", "cx1", "cy1"), (*p0, *p1, *c0, *c1),
-                                  strict=True):  # fmt: skip
+            for key, value in zip(
+                ("x0", "y0", "x1", "y1", "cx0", "cy0", "cx1", "cy1"), (*p0, *p1, *c0, *c1), strict=True
+            ):
                 bucket[key].append(value)
             bucket["width"].append(1 + 6 * strength)
             bucket["alpha"].append(0.35 + 0.55 * strength)
@@ -224,14 +235,38 @@ def dfg_figure(nodes: set[str], edges: pd.DataFrame, positions: dict, routes: di
         heads["size"].append(7 + 5 * strength)
     for dash, data in curves.items():
         if data["x0"]:
-            plot.bezier(x0="x0", y0="y0", x1="x1", y1="y1", cx0="cx0", cy0="cy0", cx1="cx1", cy1="cy1",
-                        line_width="width", line_alpha="alpha", line_color="#4a6a8a", line_dash=dash,
-                        source=ColumnDataSource(data))  # fmt: skip
-    plot.scatter(x="x", y="y", angle="angle", size="size", marker="triangle", color="#4a6a8a",
-                 source=ColumnDataSource(heads))  # fmt: skip
-    plot.add_layout(LabelSet(x="x", y="y", text="text", source=ColumnDataSource(labels), text_font_size="10px",
-                             text_align="center", text_baseline="middle", text_color="#333",
-                             background_fill_color="white", background_fill_alpha=0.85))  # fmt: skip
+            plot.bezier(
+                x0="x0",
+                y0="y0",
+                x1="x1",
+                y1="y1",
+                cx0="cx0",
+                cy0="cy0",
+                cx1="cx1",
+                cy1="cy1",
+                line_width="width",
+                line_alpha="alpha",
+                line_color="#4a6a8a",
+                line_dash=dash,
+                source=ColumnDataSource(data),
+            )
+    plot.scatter(
+        x="x", y="y", angle="angle", size="size", marker="triangle", color="#4a6a8a", source=ColumnDataSource(heads)
+    )
+    plot.add_layout(
+        LabelSet(
+            x="x",
+            y="y",
+            text="text",
+            source=ColumnDataSource(labels),
+            text_font_size="10px",
+            text_align="center",
+            text_baseline="middle",
+            text_color="#333",
+            background_fill_color="white",
+            background_fill_alpha=0.85,
+        )
+    )
     counts = [node_counts.get(n, 0) for n in positions]
     high = max(counts) or 1
     palette = list(reversed(Blues9))[2:]
@@ -244,17 +279,45 @@ def dfg_figure(nodes: set[str], edges: pd.DataFrame, positions: dict, routes: di
         names.append(node)
         loop = f"  ↻{loops[node]:,}" if node in loops else ""
         texts.append(f"{short}\n{count:,}{loop}")
-    nodes_source = ColumnDataSource({
-        "x": [positions[n][0] for n in positions], "y": [positions[n][1] for n in positions], "fill": fills,
-        "name": names, "text": texts, "count": counts, "text_colour": text_colours,
-        "loop": [loops.get(n, 0) for n in positions],
-    })  # fmt: skip
-    boxes = plot.rect(x="x", y="y", width=NODE_W, height=NODE_H, fill_color="fill", line_color="#1d3557",
-                      line_width=1, source=nodes_source)  # fmt: skip
-    plot.text(x="x", y="y", text="text", text_align="center", text_baseline="middle", text_font_size="11px",
-              text_color="text_colour", source=nodes_source, text_line_height=1.15)  # fmt: skip
-    plot.add_tools(HoverTool(renderers=[boxes], tooltips=[("activity", "@name"), ("events", "@count{0,0}"),
-                                                          ("repeats directly", "@loop{0,0}")]))  # fmt: skip
+    nodes_source = ColumnDataSource(
+        {
+            "x": [positions[n][0] for n in positions],
+            "y": [positions[n][1] for n in positions],
+            "fill": fills,
+            "name": names,
+            "text": texts,
+            "count": counts,
+            "text_colour": text_colours,
+            "loop": [loops.get(n, 0) for n in positions],
+        }
+    )
+    boxes = plot.rect(
+        x="x",
+        y="y",
+        width=NODE_W,
+        height=NODE_H,
+        fill_color="fill",
+        line_color="#1d3557",
+        line_width=1,
+        source=nodes_source,
+    )
+    plot.text(
+        x="x",
+        y="y",
+        text="text",
+        text_align="center",
+        text_baseline="middle",
+        text_font_size="11px",
+        text_color="text_colour",
+        source=nodes_source,
+        text_line_height=1.15,
+    )
+    plot.add_tools(
+        HoverTool(
+            renderers=[boxes],
+            tooltips=[("activity", "@name"), ("events", "@count{0,0}"), ("repeats directly", "@loop{0,0}")],
+        )
+    )
     return plot
 
 
@@ -265,10 +328,18 @@ class ProcessView(pn.viewable.Viewer):
 
     def __init__(self, state: WorkbenchState, **params):
         super().__init__(state=state, **params)
-        self.activities = pn.widgets.IntSlider(name="Activities shown (%)", start=5, end=100, step=5, value=100,
-                                               width=260, css_classes=["wb-dfg-activities"])  # fmt: skip
-        self.paths = pn.widgets.IntSlider(name="Paths shown (%)", start=0, end=100, step=5, value=30, width=260,
-                                          css_classes=["wb-dfg-paths"])  # fmt: skip
+        self.activities = pn.widgets.IntSlider(
+            name="Activities shown (%)",
+            start=5,
+            end=100,
+            step=5,
+            value=100,
+            width=260,
+            css_classes=["wb-dfg-activities"],
+        )
+        self.paths = pn.widgets.IntSlider(
+            name="Paths shown (%)", start=0, end=100, step=5, value=30, width=260, css_classes=["wb-dfg-paths"]
+        )
         self.summary = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["wb-dfg-summary"])
         self.message = Message("wb-dfg-error")
         self.loading = pn.indicators.Progress(active=True, value=-1, visible=False, width=240, height=12)
@@ -277,13 +348,19 @@ class ProcessView(pn.viewable.Viewer):
         self.paths.param.watch(self._draw, "value_throttled")
         self.placeholder = pn.pane.HTML('<div class="wb-muted">Open a project on the Projects page.</div>')
         self.body = pn.Column(
-            pn.Row(self.activities, self.paths, self.summary), self.loading, self.message,
+            pn.Row(self.activities, self.paths, self.summary),
+            self.loading,
+            self.message,
             pn.Column(self.graph, scroll=True, sizing_mode="stretch_width", max_height=900, css_classes=["wb-dfg"]),
             sizing_mode="stretch_width",
-        )  # fmt: skip
-        self.layout = pn.Column(heading("Process map (directly-follows graph)"),
-                                self.placeholder, self.body, sizing_mode="stretch_width",
-                                css_classes=["wb-view-process"])  # fmt: skip
+        )
+        self.layout = pn.Column(
+            heading("Process map (directly-follows graph)"),
+            self.placeholder,
+            self.body,
+            sizing_mode="stretch_width",
+            css_classes=["wb-view-process"],
+        )
         self._data = None
         self._loaded = None
         pn.state.execute(self._load)

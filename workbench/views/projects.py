@@ -21,8 +21,10 @@ def plugins_html(project: Project) -> str:
     parts = []
     for plugin in project.plugins:
         error = f'<div style="color:#dc3545">{html.escape(plugin.error)}</div>' if plugin.error else ""
-        parts.append(f'<div style="white-space:nowrap;overflow:hidden;text-overflow:ellipsis">{badge(plugin.status)} '
-                     f"{html.escape(plugin.name)}</div>{error}")  # fmt: skip
+        parts.append(
+            f'<div style="white-space:nowrap;overflow:hidden;text-overflow:ellipsis">{badge(plugin.status)} '
+            f"{html.escape(plugin.name)}</div>{error}"
+        )
     return "".join(parts)
 
 
@@ -37,19 +39,21 @@ class ProjectRow(pn.viewable.Viewer):
         self.info = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["wb-project-info"], margin=(4, 8))
         self.open_button = pn.widgets.Button(name="Open", button_type="primary", width=70, css_classes=["wb-open"])
         self.rename_button = pn.widgets.Button(name="Rename", width=80, css_classes=["wb-rename"])
-        self.delete_button = pn.widgets.Button(name="Delete", button_type="danger", button_style="outline", width=70,
-                                               css_classes=["wb-delete"])  # fmt: skip
+        self.delete_button = pn.widgets.Button(
+            name="Delete", button_type="danger", button_style="outline", width=70, css_classes=["wb-delete"]
+        )
         self.name_input = pn.widgets.TextInput(name="New name", width=260, css_classes=["wb-rename-input"])
-        self.save_button = pn.widgets.Button(name="Save", button_type="primary", width=70,
-                                             css_classes=["wb-rename-save"])  # fmt: skip
+        self.save_button = pn.widgets.Button(
+            name="Save", button_type="primary", width=70, css_classes=["wb-rename-save"]
+        )
         self.cancel_button = pn.widgets.Button(name="Cancel", width=70, css_classes=["wb-rename-cancel"])
         self.confirm_text = pn.pane.HTML(sizing_mode="stretch_width")
-        self.confirm_button = pn.widgets.Button(name="Delete for good", button_type="danger", width=130,
-                                                css_classes=["wb-delete-confirm"])  # fmt: skip
+        self.confirm_button = pn.widgets.Button(
+            name="Delete for good", button_type="danger", width=130, css_classes=["wb-delete-confirm"]
+        )
         self.keep_button = pn.widgets.Button(name="Keep it", width=80, css_classes=["wb-delete-cancel"])
         self.message = Message("wb-project-message")
-        self.rename_row = pn.Row(self.name_input, self.save_button, self.cancel_button, visible=False,
-                                 align="end")  # fmt: skip
+        self.rename_row = pn.Row(self.name_input, self.save_button, self.cancel_button, visible=False, align="end")
         self.confirm_row = pn.Row(self.confirm_text, self.confirm_button, self.keep_button, visible=False)
         self.open_button.on_click(lambda _: self.state.open_project(self.project_id))
         self.rename_button.on_click(self._start_rename)
@@ -59,11 +63,17 @@ class ProjectRow(pn.viewable.Viewer):
         self.keep_button.on_click(lambda _: setattr(self.confirm_row, "visible", False))
         self.confirm_button.on_click(self._delete)
         self.layout = pn.Column(
-            pn.Row(self.info, pn.Row(self.open_button, self.rename_button, self.delete_button, align="center"),
-                   sizing_mode="stretch_width"),
-            self.rename_row, self.confirm_row, self.message,
-            css_classes=["wb-card", "wb-project", cls], sizing_mode="stretch_width",
-        )  # fmt: skip
+            pn.Row(
+                self.info,
+                pn.Row(self.open_button, self.rename_button, self.delete_button, align="center"),
+                sizing_mode="stretch_width",
+            ),
+            self.rename_row,
+            self.confirm_row,
+            self.message,
+            css_classes=["wb-card", "wb-project", cls],
+            sizing_mode="stretch_width",
+        )
         self.snapshot = None
         self.update(project)
 
@@ -105,8 +115,10 @@ class ProjectRow(pn.viewable.Viewer):
         await self.state.refresh()
 
     def _ask_delete(self, _):
-        self.confirm_text.object = (f"Delete <b>{html.escape(self.snapshot.name)}</b> with its event log, models and "
-                                    "streamed events? This cannot be undone.")  # fmt: skip
+        self.confirm_text.object = (
+            f"Delete <b>{html.escape(self.snapshot.name)}</b> with its event log, models and "
+            "streamed events? This cannot be undone."
+        )
         self.confirm_row.visible = True
 
     async def _delete(self, _):
@@ -133,12 +145,16 @@ class EventLogRow(pn.viewable.Viewer):
         page = "definition" if event_log.definition else "columns"
         button.on_click(lambda _: state.edit_event_log(event_log.id, page))
         self.layout = pn.Row(
-            pn.pane.HTML(f"<b>{html.escape(event_log.file_name)}</b> "
-                         f'<span class="wb-muted">#{event_log.id} · {fmt_int(event_log.n_rows)} events · '
-                         f"uploaded {fmt_time(event_log.created_at)} · {defined}</span>",
-                         sizing_mode="stretch_width"),
-            button, css_classes=["wb-card", "wb-event-log"], sizing_mode="stretch_width",
-        )  # fmt: skip
+            pn.pane.HTML(
+                f"<b>{html.escape(event_log.file_name)}</b> "
+                f'<span class="wb-muted">#{event_log.id} · {fmt_int(event_log.n_rows)} events · '
+                f"uploaded {fmt_time(event_log.created_at)} · {defined}</span>",
+                sizing_mode="stretch_width",
+            ),
+            button,
+            css_classes=["wb-card", "wb-event-log"],
+            sizing_mode="stretch_width",
+        )
 
     def __panel__(self):
         return self.layout
@@ -153,8 +169,7 @@ class ProjectsView(pn.viewable.Viewer):
         super().__init__(state=state, **params)
         self._shown: list[int] = []
         self.rows: dict[int, ProjectRow] = {}
-        new = pn.widgets.Button(name="+ New project", button_type="primary", css_classes=["wb-new-project"],
-                                width=150)  # fmt: skip
+        new = pn.widgets.Button(name="+ New project", button_type="primary", css_classes=["wb-new-project"], width=150)
         new.on_click(lambda _: state.new_project())
         self.list = pn.Column(sizing_mode="stretch_width", css_classes=["wb-project-list"])
         self.empty = pn.pane.HTML(
@@ -168,9 +183,14 @@ class ProjectsView(pn.viewable.Viewer):
         self.notice = pn.pane.HTML(css_classes=["wb-notice"], visible=False, sizing_mode="stretch_width")
         self.layout = pn.Column(
             pn.Row(heading("Projects"), pn.HSpacer(), new),
-            self.notice, self.empty, self.list, self.logs_title, self.logs,
-            sizing_mode="stretch_width", css_classes=["wb-view-projects"],
-        )  # fmt: skip
+            self.notice,
+            self.empty,
+            self.list,
+            self.logs_title,
+            self.logs,
+            sizing_mode="stretch_width",
+            css_classes=["wb-view-projects"],
+        )
         self._update_projects()
         self._update_logs()
         self._update_notice()

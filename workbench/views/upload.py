@@ -57,21 +57,40 @@ class UploadView(pn.viewable.Viewer):
     def __init__(self, state: WorkbenchState, **params):
         super().__init__(state=state, **params)
         self.dropper = pn.widgets.FileDropper(
-            multiple=False, chunk_size=CHUNK_SIZE, max_file_size=MAX_FILE_SIZE, layout="compact",
-            sizing_mode="stretch_width", height=160, css_classes=["wb-upload-dropper"], name="Event log file",
-        )  # fmt: skip
-        self.separator = pn.widgets.Select(name="CSV separator", options=SEPARATORS, width=200,
-                                           css_classes=["wb-separator"])  # fmt: skip
-        self.reparse = pn.widgets.Button(name="Parse again", width=120, visible=False, css_classes=["wb-reparse"],
-                                         align="end")  # fmt: skip
-        self.progress = pn.indicators.Progress(active=True, value=-1, visible=False, sizing_mode="stretch_width",
-                                               height=14, css_classes=["wb-upload-progress"])  # fmt: skip
+            multiple=False,
+            chunk_size=CHUNK_SIZE,
+            max_file_size=MAX_FILE_SIZE,
+            layout="compact",
+            sizing_mode="stretch_width",
+            height=160,
+            css_classes=["wb-upload-dropper"],
+            name="Event log file",
+        )
+        self.separator = pn.widgets.Select(
+            name="CSV separator", options=SEPARATORS, width=200, css_classes=["wb-separator"]
+        )
+        self.reparse = pn.widgets.Button(
+            name="Parse again", width=120, visible=False, css_classes=["wb-reparse"], align="end"
+        )
+        self.progress = pn.indicators.Progress(
+            active=True,
+            value=-1,
+            visible=False,
+            sizing_mode="stretch_width",
+            height=14,
+            css_classes=["wb-upload-progress"],
+        )
         self.status = pn.pane.HTML(css_classes=["wb-upload-status"], sizing_mode="stretch_width")
         self.message = Message("wb-upload-error")
         self.summary = pn.pane.HTML(css_classes=["wb-upload-summary"], sizing_mode="stretch_width")
         self.preview = table("wb-upload-preview", visible=False, layout="fit_data_fill")
-        self.next_button = pn.widgets.Button(name="Next: define the columns →", button_type="primary", visible=False,
-                                             css_classes=["wb-upload-next"], width=240)  # fmt: skip
+        self.next_button = pn.widgets.Button(
+            name="Next: define the columns →",
+            button_type="primary",
+            visible=False,
+            css_classes=["wb-upload-next"],
+            width=240,
+        )
         self.next_button.on_click(lambda _: self.state.go("columns"))
         self.dropper.param.watch(self._dropped, "value")
         self.reparse.on_click(self._reparse)
@@ -79,13 +98,23 @@ class UploadView(pn.viewable.Viewer):
         self._seen: dict[str, int] = {}
         self.layout = pn.Column(
             heading("1 · Upload an event log"),
-            pn.pane.HTML('<div class="wb-muted">CSV (any separator), XES, or either one zipped or gzipped. The file '
-                         "is sent in chunks, so logs of hundreds of MB are fine. It is parsed once and kept as "
-                         "uploaded.</div>", sizing_mode="stretch_width"),
+            pn.pane.HTML(
+                '<div class="wb-muted">CSV (any separator), XES, or either one zipped or gzipped. The file '
+                "is sent in chunks, so logs of hundreds of MB are fine. It is parsed once and kept as "
+                "uploaded.</div>",
+                sizing_mode="stretch_width",
+            ),
             pn.Row(self.separator, self.reparse),
-            self.dropper, self.progress, self.status, self.message, self.summary, self.preview, self.next_button,
-            sizing_mode="stretch_width", css_classes=["wb-view-upload"],
-        )  # fmt: skip
+            self.dropper,
+            self.progress,
+            self.status,
+            self.message,
+            self.summary,
+            self.preview,
+            self.next_button,
+            sizing_mode="stretch_width",
+            css_classes=["wb-view-upload"],
+        )
 
     async def _dropped(self, event):
         fresh = new_file(self.dropper, self._seen)

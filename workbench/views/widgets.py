@@ -101,12 +101,20 @@ class Message(pn.pane.HTML):
 def heading(text: str, level: int = 2) -> pn.pane.HTML:
     """A page (2), section (3) or block (4) title, the same size in every view."""
     size = {2: 22, 3: 17, 4: 15}[level]
-    return pn.pane.HTML(f'<div class="wb-h{level}" style="font-size:{size}px;font-weight:600;margin:2px 0">'
-                        f"{html.escape(text)}</div>", sizing_mode="stretch_width", margin=(6, 10, 2, 10))  # fmt: skip
+    return pn.pane.HTML(
+        f'<div class="wb-h{level}" style="font-size:{size}px;font-weight:600;margin:2px 0">{html.escape(text)}</div>',
+        sizing_mode="stretch_width",
+        margin=(6, 10, 2, 10),
+    )
 
 
 def table(css_class: str, **params) -> pn.widgets.Tabulator:
     """A read-only table with the workbench's look and a stable CSS class."""
-    params = {"show_index": False, "disabled": True, "sizing_mode": "stretch_width", "layout": "fit_data_stretch",
-              **params}  # fmt: skip
+    params = {
+        "show_index": False,
+        "disabled": True,
+        "sizing_mode": "stretch_width",
+        "layout": "fit_data_stretch",
+        **params,
+    }
     return pn.widgets.Tabulator(pd.DataFrame(), stylesheets=[TABLE_CSS], css_classes=[css_class], **params)
