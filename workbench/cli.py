@@ -11,6 +11,16 @@ from pathlib import Path
 from prcore_core.errors import PrCoreError
 
 
+def __getattr__(name: str):
+    """``create_demo_project`` moved to :mod:`prcore_core.demo`; it is still found here (the browser tests import it
+    from this module), imported only when asked for so that ``prcore-workbench --help`` stays quick."""
+    if name == "create_demo_project":
+        from prcore_core.demo import create_demo_project
+
+        return create_demo_project
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _demo(args: argparse.Namespace) -> int:
     """Train a project on the synthetic demo log and print its status and held-out metrics."""
     from prcore_core import PrCore
