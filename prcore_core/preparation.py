@@ -8,7 +8,8 @@ out for evaluation and simulation, so no future case leaks into training.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -55,7 +56,12 @@ class ProjectDefinition:
 
 @dataclass
 class PreparedLog:
-    """A project's canonical events, case labels and split."""
+    """A project's canonical events, case labels and split.
+
+    The events of each part are selected once and shared by every :meth:`part` (plugins train two at a time on
+    one prepared log, and a copy of a wide log's events per plugin doubled the peak memory); plugins read their
+    log and never change it.
+    """
 
     events: pd.DataFrame
     labels: pd.DataFrame
@@ -63,16 +69,33 @@ class PreparedLog:
     training_cases: pd.Index
     held_out_cases: pd.Index
     split_time: pd.Timestamp | None
+    _parts: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _parts_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_parts", "_parts_lock")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _parts={}, _parts_lock=threading.Lock())
+
+    def _part_data(self, which: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The events and labels of one part, selected on first use."""
+        with self._parts_lock:
+            if which not in self._parts:
+                cases = self.training_cases if which == "training" else self.held_out_cases
+                mask = self.events[CASE_ID].isin(cases)
+                self._parts[which] = (self.events[mask].reset_index(drop=True),
+                                      self.labels[self.labels.index.isin(cases)])  # fmt: skip
+            return self._parts[which]
 
     def part(self, which: str, definition: ProjectDefinition | None = None, additional_info=None) -> LabelledLog:
         """The training (``"training"``) or held-out (``"held_out"``) cases as a :class:`LabelledLog`."""
-        cases = self.training_cases if which == "training" else self.held_out_cases
         definition = definition or ProjectDefinition()
-        mask = self.events[CASE_ID].isin(cases)
+        events, labels = self._part_data("training" if which == "training" else "held_out")
         return LabelledLog(
-            self.events[mask].reset_index(drop=True),
+            events,
             self.attributes,
-            self.labels[self.labels.index.isin(cases)],
+            labels,
             definition.outcome.to_list() if definition.outcome else None,
             definition.treatment.to_list() if definition.treatment else None,
             dict(additional_info or {}),
