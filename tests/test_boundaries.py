@@ -13,9 +13,7 @@ INTERNAL = ("prcore_core.db", "prcore_core.training", "prcore_core.streaming")
 #: Attributes of the facade that are its own machinery, not calls for adapters.
 MACHINERY = {"trainer", "streaming", "sessions", "engine", "storage", "cache", "executor"}
 #: Notebooks still reading internals, with the reason; each is expected to fail until its owner moves it over.
-NOT_YET = {
-    "04-evaluation.ipynb": "rebuilds project_data from ProjectRecord and prcore_core.training (PrCore.project_data)",
-}
+NOT_YET: dict[str, str] = {}
 
 
 def _violations(source: str) -> list[str]:
