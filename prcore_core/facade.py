@@ -152,7 +152,7 @@ class PrCore:
             With PrCore's message when the file is not a readable event log.
         """
         data, name = _source_bytes(source, filename)
-        frame = read_event_log(data, filename=name, separator=separator)
+        frame = read_event_log(data, filename=name, separator=separator, limits=self.settings.reading_limits)
         directory = self.storage.new_event_log_dir()
         suffix = "".join(Path(name).suffixes[-2:]).lower() or ".bin"
         try:
@@ -544,7 +544,7 @@ class PrCore:
             frame = source
         else:
             data, name = _source_bytes(source, filename)
-            frame = read_event_log(data, filename=name, separator=separator)
+            frame = read_event_log(data, filename=name, separator=separator, limits=self.settings.reading_limits)
         missing = [c for c, d in columns.columns.items() if d is not None and c not in frame.columns]
         if missing:
             raise errors.InvalidEventError(f"Missing pre-defined column {missing[0]}")

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prcore_core.reading import ReadingLimits
+
 
 def _env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
@@ -40,6 +42,11 @@ class Settings:
         Prescribe for each streaming project in a process of its own (``PRCORE_PRESCRIBING_PROCESSES=1``), so that
         predicting does not take the interpreter from a server's event loop; ``prcore-workbench serve`` turns it on.
         Projects with a plugin another process cannot import prescribe in a thread.
+    max_decompressed_bytes
+        Largest event log inside an uploaded zip or gzip, decompressed (``PRCORE_MAX_DECOMPRESSED_BYTES``, 2 GiB);
+        a larger one is refused with 413 while decompressing.
+    max_columns
+        Most columns of an uploaded CSV (``PRCORE_MAX_COLUMNS``, 2,000); more are refused with 413 from the header.
     """
 
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("PRCORE_DATA_DIR") or "./prcore-data"))
@@ -48,11 +55,20 @@ class Settings:
     max_workers: int = field(default_factory=lambda: int(_env_float("PRCORE_MAX_WORKERS", 2)))
     training_processes: bool = field(default_factory=lambda: bool(_env_float("PRCORE_TRAINING_PROCESSES", 0)))
     prescribing_processes: bool = field(default_factory=lambda: bool(_env_float("PRCORE_PRESCRIBING_PROCESSES", 0)))
+    max_decompressed_bytes: int = field(
+        default_factory=lambda: int(_env_float("PRCORE_MAX_DECOMPRESSED_BYTES", ReadingLimits.max_decompressed_bytes))
+    )
+    max_columns: int = field(default_factory=lambda: int(_env_float("PRCORE_MAX_COLUMNS", ReadingLimits.max_columns)))
 
     def __post_init__(self):
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
         if not 0 < self.training_share < 1:
             raise ValueError(f"training_share must be between 0 and 1, got {self.training_share}")
+
+    @property
+    def reading_limits(self) -> ReadingLimits:
+        """The bounds on the work of one upload."""
+        return ReadingLimits(self.max_decompressed_bytes, self.max_columns)
 
     @property
     def url(self) -> str:

@@ -232,6 +232,33 @@ def test_port_in_use_is_refused(server):
     assert f"Port {server.port} on 127.0.0.1 is already in use" in taken.stderr
 
 
+def test_hostile_uploads_get_413_naming_the_limit_and_the_server_goes_on(start_server, monkeypatch):
+    import io
+    import zipfile
+
+    monkeypatch.setenv("PRCORE_MAX_DECOMPRESSED_BYTES", str(16 * 2**20))
+    server = start_server()
+    buffer = io.BytesIO()
+    with (
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("bomb.csv", "w", force_zip64=True) as member,
+    ):
+        member.write(b"case,activity\n")
+        for _ in range(16):  # 256 MiB of NUL bytes, a quarter of a megabyte zipped
+            member.write(b"\x00" * 2**24)
+    bomb = server.post("/event_log", files={"file": ("bomb.zip", buffer.getvalue())})
+    assert bomb.status_code == 413
+    assert bomb.json() == {"detail": "The event log inside the archive is larger than 16,777,216 bytes decompressed "
+                                     "(limit max_decompressed_bytes)"}  # fmt: skip
+    header = ",".join(f"c{i}" for i in range(2_001))
+    wide = server.post("/event_log", files={"file": ("wide.csv", f"{header}\n{header}\n".encode())})
+    assert (wide.status_code, wide.json()) == (
+        413, {"detail": "The event log has 2,001 columns; at most 2,000 are accepted (limit max_columns)"}
+    )  # fmt: skip
+    fine = server.post("/event_log", files={"file": ("ok.csv", b"case,activity,time\n1,A,2024-01-01\n")})
+    assert fine.status_code == 200, fine.text
+
+
 def test_from_file_to_project_over_http(server, trained_dir):
     _, demo = trained_dir
     uploaded = server.post(
