@@ -122,15 +122,20 @@ class Workbench:
         return locator
 
     def open_live_case(self) -> None:
-        """Click the newest live row until its case opens: the rows move on while a replay runs."""
-        for attempt in range(3):  # a click can land mid-redraw
+        """Open the case of the newest live row as an operator does: pause the table, click the row, resume (a
+        click on rows that move on can land mid-redraw)."""
+        freeze = self.find(".wb-live-freeze input")
+        freeze.check()
+        self.page.wait_for_timeout(600)  # longer than one drain of the live view: an update in flight lands
+        for attempt in range(3):
             self.find(".wb-live-table .tabulator-row").click()
             try:
                 self.wait_text(".wb-case-header", "Case ", timeout=10_000)
-                return
+                break
             except AssertionError:
                 if attempt == 2:
                     raise
+        freeze.uncheck()
 
     def screenshot(self, name: str, max_height: int = 2400) -> Path:
         """The whole view: the page grows to the height of the template's scrolling main area for the picture."""
