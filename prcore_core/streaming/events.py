@@ -48,7 +48,7 @@ def parse_complete_indicator(value) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise errors.InvalidEventError(f"Invalid value for {COMPLETE_INDICATOR}: {value!r} (expected true or false)")
+    raise errors.InvalidEventError(f"Invalid value for {COMPLETE_INDICATOR}: {quoted(value)} (expected true or false)")
 
 
 def _json_value(value):
@@ -61,12 +61,55 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+#: Longest text value of a posted event (characters); a longer one is refused with 413 before any parsing.
+MAX_VALUE_LENGTH = 10_000
+#: Longest value parsed as a time or a number: no timestamp or number is longer, and parsing is not linear in it.
+MAX_PARSED_LENGTH = 100
+#: Characters of a bad value quoted back in an error (the rest is elided).
+QUOTED_LENGTH = 100
+
+
+def quoted(value) -> str:
+    """``repr(value)``, cut to :data:`QUOTED_LENGTH` characters: an error names the value without echoing it whole.
+
+    >>> quoted("x" * 500)[-20:]
+    'xx… (502 characters)'
+    >>> quoted("2024")
+    "'2024'"
+    """
+    text = repr(value)
+    return text if len(text) <= QUOTED_LENGTH else f"{text[:QUOTED_LENGTH]}… ({len(text):,} characters)"
+
+
+def _check_text(key: str, value) -> None:
+    """Refuse what cannot be stored: text too long for an event, or not encodable as UTF-8 (a lone surrogate)."""
+    for name, text in (("name", key), ("value", value)):
+        if not isinstance(text, str):
+            continue
+        if len(text) > MAX_VALUE_LENGTH:
+            raise errors.InvalidEventError(
+                f"The {name} of {quoted(key)} has {len(text):,} characters; at most {MAX_VALUE_LENGTH:,} are "
+                "accepted (limit MAX_VALUE_LENGTH)",
+                status_code=413,
+            )
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise errors.InvalidEventError(
+                f"The {name} of {quoted(key)} is not valid text: it holds a character UTF-8 cannot encode"
+            ) from None
+
+
 def validate_event(body: dict, columns: ColumnsDefinition) -> tuple[dict, str, bool]:
     """Check one posted event against the definition; returns (stored attributes, case id, completes the case).
 
     Raises ``InvalidEventError`` naming the problem: a missing defined column or case attribute, an unparsable
-    timestamp, a non-numeric number, a non-boolean boolean, an empty case id or activity.
+    timestamp, a non-numeric number, a non-boolean boolean, an empty case id or activity, text that cannot be
+    stored (413 when too long). Work is linear in the event's size, and errors quote at most
+    :data:`QUOTED_LENGTH` characters of a value.
     """
+    for key, value in body.items():
+        _check_text(str(key), value)
     complete_column = columns.column_of(ColumnDefinition.COMPLETE_INDICATOR) or COMPLETE_INDICATOR
     complete = parse_complete_indicator(body.get(complete_column))
     for column, definition in columns.columns.items():
@@ -86,17 +129,18 @@ def validate_event(body: dict, columns: ColumnsDefinition) -> tuple[dict, str, b
         if value is None or value == "" or definition is None:
             continue
         kind = family(definition)
-        if kind is Family.DATETIME and values.parse_value(value, definition) is None:
-            raise errors.InvalidEventError(f"Invalid datetime value for {key}: {value!r}")
+        too_long = isinstance(value, str) and len(value) > MAX_PARSED_LENGTH
+        if kind is Family.DATETIME and (too_long or values.parse_value(value, definition) is None):
+            raise errors.InvalidEventError(f"Invalid datetime value for {key}: {quoted(value)}")
         if kind is Family.NUMBER and definition is not ColumnDefinition.DURATION:
             try:
-                if isinstance(value, bool):
+                if isinstance(value, bool) or too_long:
                     raise ValueError
                 float(value)
-            except (TypeError, ValueError):
-                raise errors.InvalidEventError(f"Invalid number value for {key}: {value!r}") from None
-        if kind is Family.BOOLEAN and values.parse_value(value, definition) is None:
-            raise errors.InvalidEventError(f"Invalid boolean value for {key}: {value!r}")
+            except (TypeError, ValueError, OverflowError):
+                raise errors.InvalidEventError(f"Invalid number value for {key}: {quoted(value)}") from None
+        if kind is Family.BOOLEAN and (too_long or values.parse_value(value, definition) is None):
+            raise errors.InvalidEventError(f"Invalid boolean value for {key}: {quoted(value)}")
     for definition, name in ((ColumnDefinition.CASE_ID, "case id"), (ColumnDefinition.ACTIVITY, "activity")):
         column = columns.column_of(definition)
         if body.get(column) in (None, "") or not str(body.get(column)).strip():
