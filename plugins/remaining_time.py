@@ -387,13 +387,13 @@ class RemainingTime(Plugin):
         """
         every = _learning_prefixes(log)
         final = getattr(self, "final_activities_", None)
-        batch = _learning_prefixes(log, final)
-        if not len(batch):
+        scored = completed(log.events, final)[every.ends]
+        if not scored.any():
             return {"detail": "No held-out prefix of a completed case has a later event with a time"}
+        batch = PrefixBatch(log.events, every.ends[scored], log.attributes)
         progress(0.1, f"Predicting {len(every):,} held-out prefixes")
         all_output, all_lower, all_upper = self._seconds(every)
         all_truth = remaining_times(log.events)[every.ends]
-        scored = np.isin(every.ends, batch.ends)
         truth, output, lower, upper = all_truth[scored], all_output[scored], all_lower[scored], all_upper[scored]
         baselines = self._baseline_predictions(batch, log.events)
         progress(0.8, "Measuring by prefix length")

@@ -108,8 +108,6 @@ def validate_event(body: dict, columns: ColumnsDefinition) -> tuple[dict, str, b
     stored (413 when too long). Work is linear in the event's size, and errors quote at most
     :data:`QUOTED_LENGTH` characters of a value.
     """
-    for key, value in body.items():
-        _check_text(str(key), value)
     complete_column = columns.column_of(ColumnDefinition.COMPLETE_INDICATOR) or COMPLETE_INDICATOR
     complete = parse_complete_indicator(body.get(complete_column))
     for column, definition in columns.columns.items():
@@ -122,6 +120,7 @@ def validate_event(body: dict, columns: ColumnsDefinition) -> tuple[dict, str, b
             raise errors.InvalidEventError(f"Missing case attribute {column}")
     attributes: dict[str, Any] = {}
     for key, value in body.items():
+        _check_text(str(key), value)
         if isinstance(value, dict | list):
             raise errors.InvalidEventError(f"Invalid value for {key}: nested objects and lists are not supported")
         attributes[str(key)] = _json_value(value)
