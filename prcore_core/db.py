@@ -167,6 +167,29 @@ class EventRecord(Timestamped, Base):
     sent: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class DatasetResultRecord(Timestamped, Base):
+    """Prescriptions for an uploaded dataset of ongoing cases, fetched by ``key`` (reference 2.18-2.19, section 7).
+
+    A dataset sent with its event log (the ``test`` file) waits here without a project until one is created on
+    that log. ``status`` is ``PENDING`` until prescribing starts, then ``RUNNING``, ``DONE`` or ``ERROR``; the
+    dataset and the finished result are files (``source_path``, ``result_path``).
+    """
+
+    __tablename__ = "dataset_result"
+    key: Mapped[str] = mapped_column(String, unique=True)
+    event_log_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), default=None)
+    status: Mapped[str] = mapped_column(String, default="PENDING")
+    error: Mapped[str | None] = mapped_column(String, default=None)
+    file_name: Mapped[str] = mapped_column(String)
+    separator: Mapped[str | None] = mapped_column(String, default=None)
+    source_path: Mapped[str] = mapped_column(String)
+    result_path: Mapped[str | None] = mapped_column(String, default=None)
+    expected_plugins: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    finished_plugins: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 def project_record(session: Session, project_id: int) -> ProjectRecord:
     """The project with this id, or the user's error: PrCore answers an unknown project with 400 (reference 2)."""
     project = session.get(ProjectRecord, project_id)

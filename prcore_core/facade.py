@@ -26,8 +26,10 @@ from prcore_core.conditions import CaseDefinition
 from prcore_core.context import StoredState
 from prcore_core.dataset import LabelledLog, PrefixBatch, sort_events
 from prcore_core.db import (
+    DatasetResultRecord,
     DefinitionRecord,
     EventLogRecord,
+    PluginRecord,
     ProjectRecord,
     make_engine,
     make_sessionmaker,
@@ -37,10 +39,12 @@ from prcore_core.plugin import Plugin
 from prcore_core.preparation import canonical_events
 from prcore_core.prescriber import prescribe_prefixes
 from prcore_core.project import EventLog, PluginState, Project
-from prcore_core.reading import read_event_log
+from prcore_core.reading import check_file_name, read_event_log
+from prcore_core.results import DatasetResults
 from prcore_core.settings import Settings
 from prcore_core.status import (
     IN_TRAINING,
+    LIVE,
     PRESCRIBABLE,
     REDEFINABLE,
     PluginStatus,
@@ -103,10 +107,20 @@ class PrCore:
         self.streaming = StreamingService(
             self.sessions, self.executor, settings, self.storage, self.trainer.prepared, self._model
         )
+        self.results = DatasetResults(
+            self.sessions,
+            self.storage,
+            self.executor,
+            settings.result_ttl_hours,
+            self._read_dataset,
+            self._prescribe_frame,
+            self._expected_plugins,
+        )
         self._recover()
 
     def close(self) -> None:
         """Stop background work and release the database (streaming projects are re-activated on restart)."""
+        self.results.close()
         self.streaming.shutdown_all()
         self.trainer.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -143,8 +157,19 @@ class PrCore:
         return {key: cls.info() for key, cls in registry.available_plugins().items()}
 
     # -- event logs ----------------------------------------------------------------------------------------------
-    def upload_event_log(self, source, filename: str | None = None, separator: str | None = None) -> EventLog:
+    def upload_event_log(
+        self,
+        source,
+        filename: str | None = None,
+        separator: str | None = None,
+        test=None,
+        test_filename: str | None = None,
+    ) -> EventLog:
         """Parse and store an event log (CSV, XES, zip or gzip; a path or bytes).
+
+        ``test`` (a path or bytes with ``test_filename``) is a dataset of ongoing cases kept with the log: the
+        project created on the log prescribes it once trained, under the key :meth:`dataset_results` lists
+        (PrCore's "Ongoing Dataset Example", reference 2.1 and 2.12).
 
         Raises
         ------
@@ -152,7 +177,17 @@ class PrCore:
             With PrCore's message when the file is not a readable event log.
         """
         data, name = _source_bytes(source, filename)
+        check_file_name(name)
+        if test is not None:
+            test_data, test_name = _source_bytes(test, test_filename)
+            check_file_name(test_name)
         frame = read_event_log(data, filename=name, separator=separator, limits=self.settings.reading_limits)
+        if test is not None:
+            try:
+                read_event_log(test_data, filename=test_name, separator=separator, limits=self.settings.reading_limits)
+            except errors.PrCoreError as exc:
+                exc.detail = f"{exc.detail} (the test file {test_name})"
+                raise
         directory = self.storage.new_event_log_dir()
         suffix = "".join(Path(name).suffixes[-2:]).lower() or ".bin"
         try:
@@ -169,10 +204,86 @@ class PrCore:
                 )
                 session.add(record)
                 session.commit()
-                return EventLog.from_record(record)
+                uploaded = EventLog.from_record(record)
         except BaseException:
             self.storage.remove(directory)
             raise
+        if test is not None:
+            self.results.hold_for_event_log(uploaded.id, test_data, Path(test_name).name, separator)
+        return uploaded
+
+    def reupload_event_log(
+        self, event_log_id: int, source, filename: str | None = None, separator: str | None = None
+    ) -> dict[str, Any]:
+        """Replace the event log of a project with a new file with the same columns, and retrain on it.
+
+        The definitions are kept; the project stops streaming and trains again with its plugins' settings.
+        Returns the analysis of :meth:`set_columns_definition` (reference 2.3, with PrCore's bugs fixed: the new
+        data is the data trained on, and the answer is complete).
+        """
+        data, name = _source_bytes(source, filename)
+        check_file_name(name)
+        with self.sessions() as session:
+            record = self._event_log_record(session, event_log_id)
+            project = session.scalar(select(ProjectRecord).where(ProjectRecord.event_log_id == event_log_id))
+            if project is None:
+                raise errors.NotFoundError(errors.PROJECT_NOT_FOUND)
+            if ProjectStatus(project.status) not in {*LIVE, ProjectStatus.TRAINED, ProjectStatus.ERROR}:
+                raise errors.StateError(errors.PROJECT_NOT_READY)
+            defined = dict(record.definition.columns_definition or {}) if record.definition else {}
+            fast_mode = record.definition.fast_mode if record.definition else True
+        frame = read_event_log(data, filename=name, separator=separator, limits=self.settings.reading_limits)
+        if any(column not in frame.columns for column in defined):
+            raise errors.InvalidEventLogError(errors.EVENT_LOG_COLUMNS_MISMATCH)
+        if not fast_mode and len(frame) > MAX_DETAILED_ROWS:
+            raise errors.StateError(errors.FAST_MODE_ENFORCED)
+        directory = self.storage.new_event_log_dir()
+        suffix = "".join(Path(name).suffixes[-2:]).lower() or ".bin"
+        raw = self.storage.write_bytes(f"{directory}/raw{suffix}", data)
+        parquet = self.storage.write_frame(f"{directory}/log.parquet", frame)
+        with self.sessions() as session:
+            record = self._event_log_record(session, event_log_id)
+            project = session.scalar(select(ProjectRecord).where(ProjectRecord.event_log_id == event_log_id))
+            if ProjectStatus(project.status) not in {*LIVE, ProjectStatus.TRAINED, ProjectStatus.ERROR}:
+                self.storage.remove(directory)
+                raise errors.StateError(errors.PROJECT_NOT_READY)
+            self.streaming.close_stream(project.id, "the event log was uploaded again")
+            old_directory = str(Path(record.data_path).parent)
+            record.file_name, record.raw_path, record.data_path = name, raw, parquet
+            record.n_rows, record.preview = len(frame), _preview(frame)
+            record.columns_header = [str(c) for c in frame.columns]
+            self.cache.forget("defined_log", event_log_id)
+            self.cache.forget("process_map", event_log_id)
+            columns = columns_of(record)
+            analysis = self._analyse(record, columns)
+            self.trainer.start(session, project)
+            project.progress_message = "Event log uploaded again: pre-processing it"
+            session.commit()
+            project_id, run = project.id, project.training_run
+        self.storage.remove(old_directory)
+        self.trainer.submit(project_id, run)
+        return {"message": "Event log updated", "event_log_id": event_log_id, **analysis}
+
+    def event_log_definition(self, event_log_id: int) -> dict[str, Any]:
+        """The columns definition of a log beside its columns and first rows (reference 2.5).
+
+        Unlike PrCore, every column of the file is listed, with ``None`` where it is not defined, so the header,
+        the definitions and the rows line up.
+        """
+        with self.sessions() as session:
+            record = self._event_log_record(session, event_log_id)
+            if record.definition is None or not record.definition.columns_definition:
+                raise errors.NotFoundError(errors.EVENT_LOG_DEFINITION_NOT_FOUND)
+            defined = dict(record.definition.columns_definition)
+            header = list(record.columns_header)
+            return {
+                "message": "Event log definition retrieved successfully",
+                "event_log_id": event_log_id,
+                "columns_header": header,
+                "columns_old_definition": [defined.get(c) for c in header],
+                "columns_data": record.preview,
+                "case_attributes": record.definition.case_attributes,
+            }
 
     def _event_log_record(self, session, event_log_id: int, status_code: int = 404) -> EventLogRecord:
         record = session.get(EventLogRecord, event_log_id)
@@ -401,6 +512,8 @@ class PrCore:
             )
             session.add(project)
             self.trainer.start(session, project)
+            session.flush()
+            self.results.attach(session, event_log_id, project.id)
             session.commit()
             project_id, run = project.id, project.training_run
             snapshot = Project.from_record(project, self)
@@ -466,7 +579,7 @@ class PrCore:
         return snapshot
 
     def delete_project(self, project_id: int) -> int:
-        """Delete a project with its event log, definition, plugins and files."""
+        """Delete a project with its event log, definition, plugins, dataset results and files."""
         with self.sessions() as session:
             project_record(session, project_id)
         self.streaming.close_stream(project_id, "the project was deleted")
@@ -475,6 +588,10 @@ class PrCore:
             record = project.event_log
             record_id = record.id
             files = [self.storage.project_dir(project_id), str(Path(record.data_path).parent)]
+            owned = (DatasetResultRecord.project_id == project_id) | (DatasetResultRecord.event_log_id == record_id)
+            for result in session.scalars(select(DatasetResultRecord).where(owned)):
+                files.append(f"results/{result.key}")
+                session.delete(result)
             definition = record.definition
             session.delete(project)
             session.flush()
@@ -499,6 +616,193 @@ class PrCore:
             definition = project_definition_of(project.event_log, columns_of(project.event_log))
             prepared = self.trainer.prepared(project)
         return prepared.part("training", definition), prepared.part("held_out", definition)
+
+    # -- plugins of projects ---------------------------------------------------------------------------------------
+    def list_plugins(self) -> list[PluginState]:
+        """The plugins of every project, in the order they were created."""
+        with self.sessions() as session:
+            records = session.scalars(select(PluginRecord).order_by(PluginRecord.id))
+            return [PluginState.from_record(r) for r in records]
+
+    def get_plugin(self, plugin_id: int) -> PluginState:
+        """One plugin of a project by its id."""
+        with self.sessions() as session:
+            return PluginState.from_record(self._plugin_record(session, plugin_id))
+
+    @staticmethod
+    def _plugin_record(session, plugin_id: int, trained: bool = False) -> PluginRecord:
+        """The plugin, and with ``trained`` the checks of PrCore's plugin updates (reference 2.10, bug 6 fixed)."""
+        plugin = session.get(PluginRecord, plugin_id)
+        if plugin is None:
+            raise errors.NotFoundError(errors.PLUGIN_NOT_FOUND)
+        if trained:
+            if ProjectStatus(plugin.project.status) is not ProjectStatus.TRAINED:
+                raise errors.StateError(errors.PROJECT_NOT_READY)
+            if PluginStatus(plugin.status) is not PluginStatus.TRAINED:
+                raise errors.StateError(errors.PLUGIN_NOT_READY)
+        return plugin
+
+    def update_plugin(
+        self,
+        plugin_id: int,
+        parameters: Mapping[str, Any] | None = None,
+        additional_info: Mapping[str, Any] | None = None,
+    ) -> PluginState:
+        """Change a trained plugin's parameters or additional info; it trains again when they change.
+
+        Both are merged into the stored ones (PrCore's shallow merge, reference 2.10). The built-in plugins read
+        their additional info while fitting (resource allocation's resources), so a change to either retrains
+        that plugin alone, in a fresh instance; the project is TRAINING meanwhile.
+        """
+        for name, given in (("parameters", parameters), ("additional_info", additional_info)):
+            if given is not None and not isinstance(given, Mapping):
+                raise errors.InvalidParameterError(f"{name} must be an object")
+        with self.sessions() as session:
+            plugin = self._plugin_record(session, plugin_id, trained=True)
+            plugin_class = registry.get_plugin_class(plugin.key)
+            merged_parameters = {**(plugin.parameters or {}), **dict(parameters or {})}
+            merged_info = {**(plugin.additional_info or {}), **dict(additional_info or {})}
+            plugin_class.from_parameters(merged_parameters)
+            plugin_class.validate_additional_info(merged_info)
+            changed = merged_parameters != (plugin.parameters or {}) or merged_info != (plugin.additional_info or {})
+            plugin.parameters, plugin.additional_info = merged_parameters, merged_info
+            start = self.trainer.retrain_plugin(session, plugin.project, plugin) if changed else None
+            session.commit()
+            state = PluginState.from_record(plugin)
+        if start is not None:
+            start()
+        return state
+
+    def set_plugin_enabled(self, plugin_id: int, enabled: bool) -> PluginState:
+        """Enable or disable a trained plugin: a disabled one prescribes nowhere (batch, datasets, streams)."""
+        with self.sessions() as session:
+            plugin = self._plugin_record(session, plugin_id, trained=True)
+            if bool(plugin.disabled) == (not enabled):
+                raise errors.StateError(errors.PLUGIN_ALREADY_ENABLED if enabled else errors.PLUGIN_ALREADY_DISABLED)
+            if not enabled and all(p.disabled for p in plugin.project.plugins if p.id != plugin.id):
+                raise errors.StateError("At least one plugin of a project must stay enabled")
+            plugin.disabled = not enabled
+            session.commit()
+            return PluginState.from_record(plugin)
+
+    # -- datasets of ongoing cases ------------------------------------------------------------------------------
+    def submit_dataset(self, project_id: int, source, filename: str | None = None, separator: str | None = None) -> str:
+        """Store a dataset of ongoing cases for a trained project and prescribe it in the background.
+
+        Returns the key :meth:`dataset_result` answers to (reference 2.18). The file is read and checked against
+        the project's columns before anything is stored.
+
+        Raises
+        ------
+        InvalidEventError
+            ``There was an error processing the dataset: <why>`` when it cannot be read or misses a column.
+        """
+        data, name = _source_bytes(source, filename)
+        check_file_name(name)
+        with self.sessions() as session:
+            project = project_record(session, project_id)
+            if ProjectStatus(project.status) is ProjectStatus.ERROR:
+                raise errors.StateError(errors.PROJECT_ERROR)
+            if ProjectStatus(project.status) not in PRESCRIBABLE:
+                raise errors.StateError(errors.PROJECT_NOT_READY)
+        self._read_dataset(project_id, data, name, separator)
+        return self.results.submit(project_id, data, Path(name).name, separator)
+
+    def dataset_result(self, project_id: int, key: str) -> dict[str, Any]:
+        """A dataset's prescriptions once every expected plugin has prescribed (reference 2.19).
+
+        Returns ``{"status", "project_status", "expected_plugins", "finished_plugins", "result"}``; ``result``
+        (``cases_count``, ``columns``, ``columns_definition``, ``case_attributes``, ``cases``) once ``status``
+        is ``DONE``. It stays readable until it expires.
+        """
+        with self.sessions() as session:
+            project = project_record(session, project_id)
+            status = ProjectStatus(project.status)
+        if status is ProjectStatus.ERROR:
+            raise errors.StateError(errors.PROJECT_ERROR)
+        state = self.results.get(project_id, key)
+        if state["status"] == "ERROR":
+            raise errors.InvalidEventError(f"{errors.PROCESS_DATASET_ERROR}: {state['error']}")
+        return {"project_status": str(status), **{k: v for k, v in state.items() if k not in ("error", "result_path")}}
+
+    def dataset_results(self, project_id: int) -> list[dict[str, Any]]:
+        """The project's dataset results, newest first: key, status, file name, and when they expire."""
+        with self.sessions() as session:
+            project_record(session, project_id)
+            records = session.scalars(
+                select(DatasetResultRecord)
+                .where(DatasetResultRecord.project_id == project_id)
+                .order_by(DatasetResultRecord.id.desc())
+            )
+            return [
+                {
+                    "key": r.key,
+                    "status": r.status,
+                    "file_name": r.file_name,
+                    "created_at": r.created_at,
+                    "expires_at": r.expires_at,
+                }
+                for r in records
+            ]
+
+    def _read_dataset(self, project_id: int, data: bytes, name: str, separator: str | None):
+        """A dataset's frame, checked against the project's columns, and what describes it in a result."""
+        with self.sessions() as session:
+            columns = columns_of(project_record(session, project_id).event_log)
+        try:
+            frame = read_event_log(data, filename=name, separator=separator, limits=self.settings.reading_limits)
+        except errors.UploadTooLargeError:
+            raise
+        except errors.PrCoreError as exc:
+            raise errors.InvalidEventError(f"{errors.PROCESS_DATASET_ERROR}: {exc.detail}") from None
+        missing = [c for c, d in columns.columns.items() if d is not None and c not in frame.columns]
+        missing += [c for c in columns.case_attributes if c not in frame.columns and c not in missing]
+        if missing:
+            raise errors.InvalidEventError(
+                f"{errors.PROCESS_DATASET_ERROR}: missing pre-defined column(s) {', '.join(missing)}"
+            )
+        described = {
+            "case_column": columns.case_id,
+            "columns_definition": {c: (str(d) if d is not None else None) for c, d in columns.columns.items()},
+            "case_attributes": list(columns.case_attributes),
+        }
+        return frame, described
+
+    def _expected_plugins(self, project_id: int) -> list[str]:
+        return [state.key for state, _ in self.active_plugins(project_id)]
+
+    # -- downloads ----------------------------------------------------------------------------------------------
+    DATASET_TYPES = ("original", "processed", "ongoing", "simulation")
+
+    def dataset_file(self, project_id: int, dataset_type: str, seed: int | None = None) -> tuple[str, bytes]:
+        """A project's data as a file ``(name, content)`` (reference 2.26).
+
+        ``original``: the uploaded file; ``processed``: the training cases' events as the plugins see them, with
+        their labels; ``simulation``: the held-out cases' events as uploaded; ``ongoing``: a random prefix of 3 to
+        n-1 events of each held-out case of at least 4 events (``seed`` makes it repeatable).
+        """
+        from prcore_core import downloads
+
+        with self.sessions() as session:
+            project = project_record(session, project_id)
+            status = ProjectStatus(project.status)
+            raw_path, file_name = project.event_log.raw_path, project.event_log.file_name
+            if dataset_type == "original":
+                return downloads.original_name(file_name, raw_path), self.storage.path(raw_path).read_bytes()
+            if status not in {ProjectStatus.TRAINING, *PRESCRIBABLE} or not project.prepared_path:
+                raise errors.StateError(errors.PROJECT_NOT_PREPROCESSED)
+            if dataset_type not in self.DATASET_TYPES:
+                raise errors.InvalidParameterError(errors.INVALID_DATASET_TYPE)
+            columns = columns_of(project.event_log)
+            prepared = self.trainer.prepared(project)
+            data_path = project.event_log.data_path
+        if dataset_type == "processed":
+            return downloads.csv_file(downloads.processed(prepared))
+        frame = self.storage.read_frame(data_path)
+        simulation = downloads.held_out_rows(frame, columns, prepared.held_out_cases)
+        if dataset_type == "simulation":
+            return downloads.csv_file(simulation)
+        return downloads.csv_file(downloads.ongoing(simulation, columns.case_id, seed))
 
     # -- prescriptions -------------------------------------------------------------------------------------------
     def _model(self, project_id: int, plugin_key: str, model_path: str) -> Plugin:
@@ -535,16 +839,20 @@ class PrCore:
         numbered from its position in the log (``position * 1000 + plugin``, positions from 1), and a plugin that
         fails gives ``output: null`` with the reason instead of failing the call.
         """
-        plugins = self.active_plugins(project_id)
-        with self.sessions() as session:
-            project = project_record(session, project_id)
-            columns = columns_of(project.event_log)
-            prepared = self.trainer.prepared(project)
         if isinstance(source, pd.DataFrame):
             frame = source
         else:
             data, name = _source_bytes(source, filename)
             frame = read_event_log(data, filename=name, separator=separator, limits=self.settings.reading_limits)
+        return self._prescribe_frame(project_id, frame)
+
+    def _prescribe_frame(self, project_id: int, frame: pd.DataFrame, finished=None) -> dict:
+        """:meth:`prescribe` for a frame; ``finished(plugin_key)`` after each plugin has prescribed every case."""
+        plugins = self.active_plugins(project_id)
+        with self.sessions() as session:
+            project = project_record(session, project_id)
+            columns = columns_of(project.event_log)
+            prepared = self.trainer.prepared(project)
         missing = [c for c, d in columns.columns.items() if d is not None and c not in frame.columns]
         if missing:
             raise errors.InvalidEventError(f"Missing pre-defined column {missing[0]}")
@@ -555,7 +863,8 @@ class PrCore:
         batch = PrefixBatch.last_events(events, prepared.attributes)
         stored = [(state, model, StoredState(self.sessions, project_id, state.key)) for state, model in plugins]
         keys = range(1, len(batch.case_ids) + 1)
-        prescribed = prescribe_prefixes(stored, batch, keys, dt.datetime.now(dt.UTC))
+        done = (lambda state: finished(state.key)) if finished is not None else None
+        prescribed = prescribe_prefixes(stored, batch, keys, dt.datetime.now(dt.UTC), finished=done)
         return {str(case): row for case, row in zip(batch.case_ids, prescribed, strict=True)}
 
     # -- streaming -----------------------------------------------------------------------------------------------

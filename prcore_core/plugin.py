@@ -80,6 +80,21 @@ class Plugin(param.Parameterized):
         return {n: p.default for n, p in cls.param.objects("existing").items() if n != "name"}
 
     @classmethod
+    def parameter_declarations(cls) -> dict[str, dict[str, Any]]:
+        """Each declared parameter's type, default, bounds or choices and documentation (for API clients)."""
+        declared = {}
+        for name, parameter in cls.param.objects("existing").items():
+            if name == "name":
+                continue
+            entry = {"type": type(parameter).__name__, "default": parameter.default, "doc": parameter.doc}
+            if getattr(parameter, "bounds", None) is not None:
+                entry["bounds"] = list(parameter.bounds)
+            if getattr(parameter, "objects", None):
+                entry["objects"] = list(parameter.objects)
+            declared[name] = entry
+        return declared
+
+    @classmethod
     def from_parameters(cls, parameters: Mapping[str, Any] | None = None) -> Plugin:
         """A fresh, unfitted instance; unknown or invalid parameters raise ``InvalidParameterError``."""
         parameters = dict(parameters or {})

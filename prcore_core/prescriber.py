@@ -19,7 +19,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ def prescribe_prefixes(
     keys: Sequence[int],
     now: dt.datetime,
     missing: str = NO_PREDICTION,
+    finished: Callable[[PluginState], None] | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Every plugin's prescription for each prefix of ``batch``, one model call per plugin.
 
@@ -73,6 +74,8 @@ def prescribe_prefixes(
         The time the plugins are told and the prescriptions are stamped with.
     missing
         The reason given when a plugin answers nothing for a prefix.
+    finished
+        Called with each plugin's state once it has predicted the whole batch (progress of a long batch).
 
     Returns
     -------
@@ -92,6 +95,8 @@ def prescribe_prefixes(
         for row, (key, prediction) in enumerate(zip(keys, found, strict=True)):
             prediction = prediction or null_output(missing)
             outputs[row].append(make_prescription(state, prediction, _prescription_id(key, index), now))
+        if finished is not None:
+            finished(state)
     return outputs
 
 

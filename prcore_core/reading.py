@@ -162,6 +162,11 @@ def read_event_log(
         return _read_xes(target)
 
 
+def check_file_name(name: str) -> None:
+    """Refuse at once a file whose name has no accepted extension (``No valid event log provided``)."""
+    _kind_of(name)
+
+
 def _kind_of(name: str) -> str:
     """``csv``, ``xes`` or ``zip`` (for both archive kinds, sniffed later) from an upload's name."""
     lower = name.strip().lower()

@@ -47,6 +47,12 @@ class Settings:
         a larger one is refused with 413 while decompressing.
     max_columns
         Most columns of an uploaded CSV (``PRCORE_MAX_COLUMNS``, 2,000); more are refused with 413 from the header.
+    result_ttl_hours
+        How long the prescriptions for an uploaded dataset of ongoing cases stay readable by their key
+        (``PRCORE_RESULT_TTL_HOURS``, 24).
+    sse_format
+        How prescriptions are sent by default over SSE and in dataset results (``PRCORE_SSE_FORMAT``): ``list``
+        (the seed's list) or ``prcore`` (PrCore's object keyed by plugin id); a request's ``?format=`` overrides it.
     """
 
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("PRCORE_DATA_DIR") or "./prcore-data"))
@@ -59,11 +65,17 @@ class Settings:
         default_factory=lambda: int(_env_float("PRCORE_MAX_DECOMPRESSED_BYTES", ReadingLimits.max_decompressed_bytes))
     )
     max_columns: int = field(default_factory=lambda: int(_env_float("PRCORE_MAX_COLUMNS", ReadingLimits.max_columns)))
+    result_ttl_hours: float = field(default_factory=lambda: _env_float("PRCORE_RESULT_TTL_HOURS", 24.0))
+    sse_format: str = field(default_factory=lambda: os.environ.get("PRCORE_SSE_FORMAT") or "list")
 
     def __post_init__(self):
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
         if not 0 < self.training_share < 1:
             raise ValueError(f"training_share must be between 0 and 1, got {self.training_share}")
+        if self.sse_format not in ("list", "prcore"):
+            raise ValueError(f"sse_format must be 'list' or 'prcore', got {self.sse_format!r}")
+        if not self.result_ttl_hours > 0:
+            raise ValueError(f"result_ttl_hours must be positive, got {self.result_ttl_hours}")
 
     @property
     def reading_limits(self) -> ReadingLimits:

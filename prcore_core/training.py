@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
@@ -335,7 +336,34 @@ class Trainer:
             project.progress, project.progress_message = fraction, sentence
             session.commit()
 
-    def _train_plugin(self, project_id, run, plugin_id, plugin_class, parameters, additional_info, definition):
+    def retrain_plugin(self, session: Session, project: ProjectRecord, plugin: PluginRecord) -> Callable[[], None]:
+        """Train one plugin of a trained project again (its parameters or additional info changed) in the
+        project's current run, into a model file of its own; the project is TRAINING until it is done.
+
+        Call in the caller's transaction; commit, then call the returned function to start the training.
+        """
+        plugin_class = registry.get_plugin_class(plugin.key)
+        set_plugin_status(plugin, PluginStatus.TRAINING)
+        plugin.progress, plugin.progress_message = 0.0, "Waiting to train with new settings"
+        set_project_status(project, ProjectStatus.TRAINING)
+        project.progress_message = f"Training {plugin.name} again"
+        definition = project_definition_of(project.event_log, columns_of(project.event_log))
+        self.prepared(project)  # a thread-trained plugin reads it from the cache
+        run, project_id, plugin_id = project.training_run, project.id, plugin.id
+        parameters, info = dict(plugin.parameters or {}), dict(plugin.additional_info or {})
+        relative = self.storage.model_path(project_id, run, f"{plugin.key}-{uuid.uuid4().hex[:8]}")
+
+        def start() -> None:
+            plugin_class.load_dependencies()
+            self.executor.submit(
+                self._train_plugin, project_id, run, plugin_id, plugin_class, parameters, info, definition, relative
+            )
+
+        return start
+
+    def _train_plugin(
+        self, project_id, run, plugin_id, plugin_class, parameters, additional_info, definition, relative=None
+    ):
         try:
             with self.sessions() as session:
                 project = self._current(session, project_id, run)
@@ -344,7 +372,7 @@ class Trainer:
                 plugin.progress, plugin.progress_message = 0.0, "Starting"
                 session.commit()
                 stored = (project.prepared_path, list(project.attributes or []), dict(project.split or {}))
-            relative = self.storage.model_path(project_id, run, plugin_class.key)
+            relative = relative or self.storage.model_path(project_id, run, plugin_class.key)
             if self.settings.training_processes and importable(plugin_class):
                 job = TrainingJob(
                     self.settings,

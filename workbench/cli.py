@@ -61,11 +61,22 @@ def _serve(args: argparse.Namespace) -> int:
             demo=args.demo,
             demo_cases=args.demo_cases,
             ping_interval=args.ping_interval,
+            sse_format=args.sse_format,
+            credentials=_credentials(args),
         )
     except PortInUseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _credentials(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The user name and password of ``POST /token``: options, else ``PRCORE_API_USERNAME``/``_PASSWORD``."""
+    import os
+
+    username = args.username or os.environ.get("PRCORE_API_USERNAME")
+    password = args.password or os.environ.get("PRCORE_API_PASSWORD")
+    return (username, password) if username and password else None
 
 
 def _positive_seconds(text: str) -> float:
@@ -106,6 +117,15 @@ def main(argv: list[str] | None = None) -> int:
         default=15.0,
         help="seconds between keep-alive pings on an idle SSE stream (default 15)",
     )
+    serve.add_argument(
+        "--sse-format",
+        choices=("list", "prcore"),
+        default=None,
+        help="prescriptions on SSE and in dataset results: the seed's list, or PrCore's object keyed by plugin id "
+        "(PrCore mode); default PRCORE_SSE_FORMAT or list. A request's ?format= chooses for itself",
+    )
+    serve.add_argument("--username", default=None, help="user name POST /token accepts (or PRCORE_API_USERNAME)")
+    serve.add_argument("--password", default=None, help="password POST /token accepts (or PRCORE_API_PASSWORD)")
     serve.set_defaults(handler=_serve)
     args = parser.parse_args(argv)
     try:

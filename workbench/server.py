@@ -109,12 +109,15 @@ def serve(
     demo: bool = False,
     demo_cases: int = 2000,
     ping_interval: float = api.PING_INTERVAL,
+    sse_format: str | None = None,
+    credentials: tuple[str, str] | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM; prints the URLs and the API token first.
 
     With ``demo``, the dashboard opens on a project trained on the built-in demo log (created and trained in the
     background on first start; the training view shows its progress). ``ping_interval`` is the seconds between
-    keep-alive pings on an idle SSE stream.
+    keep-alive pings on an idle SSE stream. ``sse_format="prcore"`` sends prescriptions in PrCore's form by
+    default (PrCore mode); ``credentials`` are the user name and password ``POST /token`` accepts.
     """
     import panel as pn
     from threadpoolctl import threadpool_limits
@@ -131,6 +134,8 @@ def serve(
     if core is None:
         given = {"data_dir": data_dir, "database_url": database_url}
         # plugins train, and streams are prescribed for, in processes of their own: requests are answered promptly
+        if sse_format is not None:
+            given["sse_format"] = sse_format
         core = PrCore(
             settings=Settings(
                 training_processes=True, prescribing_processes=True, **{k: v for k, v in given.items() if v is not None}
@@ -147,11 +152,12 @@ def serve(
         show=show,
         start=False,
         title="PrCore Workbench",
-        extra_patterns=api.routes(core, token, pool, ping_interval),
+        extra_patterns=api.routes(core, token, pool, ping_interval, sse_format, credentials),
         http_server_kwargs={"max_buffer_size": MAX_UPLOAD_BYTES, "max_body_size": MAX_UPLOAD_BYTES},
         websocket_max_message_size=MAX_WEBSOCKET_MESSAGE,
         verbose=False,
     )
+    api.install(server._tornado, core, token, pool, sse_format=sse_format)  # Bokeh has no public accessor
     loop = server.io_loop
 
     def shutdown(*_):
@@ -167,9 +173,8 @@ def serve(
     base = f"http://{host}:{port}"
     print(f"PrCore Workbench serving data directory {core.settings.data_dir}", flush=True)
     print(f"  dashboard:  {base}/", flush=True)
-    print(
-        f"  REST/SSE:   {base}/project/{{id}}, {base}/event/{{id}}, {base}/project/{{id}}/streaming/result", flush=True
-    )
+    print(f"  REST API:   {base}/docs (Swagger UI), {base}/openapi.json", flush=True)
+    print(f"  SSE:        {base}/project/{{id}}/stream/result (format: {core.settings.sse_format})", flush=True)
     print(f"  API token:  {token}   (send 'Authorization: Bearer <token>')", flush=True)
     threading.Thread(target=warm_up, args=(core, demo_project), name="prcore-warm-up", daemon=True).start()
     if demo_project is not None:
