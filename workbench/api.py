@@ -199,11 +199,16 @@ class ApiHandler(JsonErrors, RequestHandler):
         return body
 
     def path_id(self, value: str, name: str) -> int:
-        """An integer path parameter (422 otherwise, as FastAPI answers)."""
+        """An integer path parameter within the database's 64 bits (422 otherwise, as FastAPI answers)."""
         try:
-            return int(value)
+            number = int(value) if len(value) <= 20 else None
         except ValueError:
-            raise invalid("path", name, "value is not a valid integer", "type_error.integer") from None
+            number = None
+        if number is None:
+            raise invalid("path", name, "value is not a valid integer", "type_error.integer")
+        if not openapi.ID["minimum"] <= number <= openapi.ID["maximum"]:
+            raise invalid("path", name, f"ensure this value is at most {openapi.ID['maximum']} in size", "value_error")
+        return number
 
     def query_int(self, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
         raw = self.get_query_argument(name, None)
@@ -505,7 +510,7 @@ class ProjectCreateHandler(ApiHandler):
             **OUTCOME_AND_TREATMENT,
             "required": ["event_log_id"],
             "properties": {
-                "event_log_id": INTEGER,
+                "event_log_id": openapi.ID,
                 **OUTCOME_AND_TREATMENT["properties"],
                 "name": nullable(STRING),
                 "description": nullable(STRING),
@@ -683,7 +688,10 @@ class DatasetDownloadHandler(ApiHandler):
     @operation(
         "A project's data as a file: original upload, processed training data, held-out (simulation) or ongoing",
         tags=("project",),
-        responses={200: ("application/octet-stream", {"type": "string", "format": "binary"}), 400: ERROR},
+        responses={
+            200: (("text/csv", "application/zip", "application/octet-stream"), {"type": "string", "format": "binary"}),
+            400: ERROR,
+        },
     )
     async def get(self, project_id: str, dataset_type: str) -> None:
         project_id = self.path_id(project_id, "project_id")
@@ -900,9 +908,12 @@ class ResultStreamHandler(ApiHandler):
         if header in (None, ""):
             return None
         try:
-            return int(header)
+            value = int(header) if len(header) <= 20 else None
         except ValueError:
-            raise errors.InvalidEventError(f"Last-Event-ID must be an event id, got {header!r}") from None
+            value = None
+        if value is None or not 0 <= value <= openapi.ID["maximum"]:
+            raise errors.InvalidEventError(f"Last-Event-ID must be an event id, got {header[:100]!r}")
+        return value
 
     async def _emit(self, event_id: int, event: str, data: str) -> None:
         self.write(f"id: {event_id}\r\nevent: {event}\r\ndata: {data}\r\n\r\n")

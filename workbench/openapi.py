@@ -27,6 +27,8 @@ def nullable(schema: dict) -> dict:
 
 
 STRING, INTEGER, BOOLEAN, NUMBER = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}, {"type": "number"}
+#: A database id: what the database's 64-bit integers hold (larger ones are refused with 422, not looked up).
+ID = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
 TIME = {"type": "string", "format": "date-time"}
 OBJECT = {"type": "object"}
 
@@ -225,17 +227,19 @@ def route_pattern(template: str) -> str:
 
 
 def _content(schema: Any, example: Any = None, media: str = "application/json") -> dict:
-    if isinstance(schema, tuple):  # (media type, schema)
-        media, schema = schema
+    medias = [media]
+    if isinstance(schema, tuple):  # (media type or types, schema)
+        medias, schema = schema
+        medias = [medias] if isinstance(medias, str) else list(medias)
     entry: dict[str, Any] = {"schema": schema}
     if example is not None:
         entry["example"] = example
-    return {media: entry}
+    return {m: entry for m in medias}
 
 
 def _operation(template: str, method: str, declared: Operation) -> dict:
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": STRING if name == "result_key" else INTEGER}
+        {"name": name, "in": "path", "required": True, "schema": STRING if name == "result_key" else ID}
         for name in PARAMETER.findall(template)
     ]
     if template.endswith("{streaming_type}"):
