@@ -79,6 +79,13 @@ def _source_bytes(source, filename: str | None) -> tuple[bytes, str]:
     return path.read_bytes(), filename or path.name
 
 
+def _stored_suffix(name: str) -> str:
+    """The extension the raw upload is stored with: the accepted one (``.csv``, ``.xes.gz``, ...), never the
+    rest of a long, odd file name."""
+    suffixes = [s.lower() for s in Path(name).suffixes[-2:] if len(s) <= 8]
+    return "".join(suffixes) or ".bin"
+
+
 class PrCore:
     """The PrCore workbench: event logs, definitions, projects and their plugins.
 
@@ -189,7 +196,7 @@ class PrCore:
                 exc.detail = f"{exc.detail} (the test file {test_name})"
                 raise
         directory = self.storage.new_event_log_dir()
-        suffix = "".join(Path(name).suffixes[-2:]).lower() or ".bin"
+        suffix = _stored_suffix(name)
         try:
             raw = self.storage.write_bytes(f"{directory}/raw{suffix}", data)
             parquet = self.storage.write_frame(f"{directory}/log.parquet", frame)
@@ -238,7 +245,7 @@ class PrCore:
         if not fast_mode and len(frame) > MAX_DETAILED_ROWS:
             raise errors.StateError(errors.FAST_MODE_ENFORCED)
         directory = self.storage.new_event_log_dir()
-        suffix = "".join(Path(name).suffixes[-2:]).lower() or ".bin"
+        suffix = _stored_suffix(name)
         raw = self.storage.write_bytes(f"{directory}/raw{suffix}", data)
         parquet = self.storage.write_frame(f"{directory}/log.parquet", frame)
         with self.sessions() as session:
@@ -890,9 +897,22 @@ class PrCore:
         """Switch a TRAINED project to ``streaming`` (posted events) or ``simulating`` (held-out cases replayed).
 
         The project goes ``ACTIVATING`` while its plugins load their models, then ``STREAMING``/``SIMULATING``.
-        A simulation posts one event every ``interval`` seconds, or, with ``interval=None``, follows the log's real
-        gaps sped up ``speed`` times; it stops by itself after the last held-out event (or ``max_events``).
+        A simulation posts one event every ``interval`` seconds (at most an hour), or, with ``interval=None``,
+        follows the log's real gaps sped up ``speed`` times (0.01 to a billion); it stops by itself after the last
+        held-out event (or ``max_events``).
+
+        Raises
+        ------
+        InvalidParameterError
+            For a pace that is not a finite number in those bounds.
         """
+        for name, value, low, high in (("interval", interval, 0.0, 3600.0), ("speed", speed, 0.01, 1e9)):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+                raise errors.InvalidParameterError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
+        if max_events is not None and (isinstance(max_events, bool) or not 0 <= max_events <= 10**9):
+            raise errors.InvalidParameterError(f"max_events must be from 0 to 1e9, got {max_events!r}")
         self.streaming.start(project_id, mode, interval=interval, speed=speed, max_events=max_events)
         return self.get_project(project_id)
 
@@ -959,3 +979,31 @@ class PrCore:
     def warm_up(self) -> None:
         """Start the training processes now, with the plugins' dependencies imported (a server calls it at start)."""
         self.trainer.warm_up()
+
+    def simulation_settings(self, project_id: int) -> dict[str, Any] | None:
+        """The pace the project's running simulation was started with, so that every view can show it.
+
+        A dashboard opened (or reloaded) during a simulation would otherwise show its default pace while the
+        simulation follows another one.
+
+        Parameters
+        ----------
+        project_id
+            The project.
+
+        Returns
+        -------
+        dict or None
+            ``{"interval", "speed", "max_events", "sent"}`` (as :meth:`start_streaming` takes them, and the events
+            posted so far); ``None`` when the project runs no simulation (streaming, stopped, still activating).
+        """
+        active = self.streaming.activation.active.get(project_id)
+        simulation = active.simulation if active is not None else None
+        if simulation is None or not simulation.is_alive():
+            return None
+        return {
+            "interval": simulation.interval,
+            "speed": simulation.speed,
+            "max_events": simulation.max_events,
+            "sent": simulation.sent,
+        }

@@ -151,7 +151,9 @@ def test_resume_with_last_event_id_and_backlog(server, trained_dir, sse_reader):
     delivered = resumed.messages(seen)
     assert [e["id"] for e in delivered] == ids[2:]  # exactly what it missed, nothing twice
     assert isinstance(delivered[0]["prescriptions"], dict)
-    assert "knn-next-activity" in delivered[0]["prescriptions"]
+    assert "plugin-knn-next-activity" in delivered[0]["prescriptions"]  # PrCore's plugin ids
+    knn = delivered[0]["prescriptions"]["plugin-knn-next-activity"]
+    assert set(knn) <= {"date", "type", "output", "plugin", "model"}
 
 
 def test_restart_between_posting_and_reading(server, trained_dir, sse_reader):

@@ -443,6 +443,42 @@ def test_token_info_docs_and_json_errors(prcore_server):
     assert (unauthenticated.status_code, unauthenticated.json()) == (401, {"detail": "Not authenticated"})
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "options", "status", "detail"),
+    [
+        ("POST", "/project", {"data": "[" * 50_000 + "]" * 50_000}, 400, "The request body is not valid JSON: it is"),
+        ("POST", "/project", {"data": '{"event_log_id": ' + "9" * 5000 + "}"}, 400, "The request body is not valid"),
+        ("POST", "/project", {"json": {"event_log_id": True}}, 422, None),
+        ("POST", "/project", {"json": {"event_log_id": 1e30}}, 422, None),
+        ("PUT", "/event_log/1", {"json": {"columns_definition": {}, "fast_mode": "false"}}, 422, None),
+        ("PUT", "/event_log/1", {"json": {"columns_definition": {}, "case_attributes": 5}}, 422, None),
+        ("GET", f"/project/{2**64}", {}, 422, None),
+        ("GET", f"/event_log/{-(2**70)}", {}, 422, None),
+        ("POST", f"/event/{2**63}", {"json": {}}, 422, None),
+        ("PUT", "/project/1/stream/start/simulating?interval=nan", {}, 400, "Query parameter interval must be"),
+        ("PUT", "/project/1/stream/start/simulating?interval=inf", {}, 400, "Query parameter interval must be"),
+        ("PUT", "/project/1/stream/start/simulating?interval=1e308", {}, 400, "interval must be a number from 0"),
+        ("PUT", "/project/1/stream/start/simulating?speed=1e-300", {}, 400, "speed must be a number from 0.01"),
+        ("PUT", "/project/1/stream/start/simulating?max_events=" + "9" * 40, {}, 400, "Query parameter max_events"),
+        ("POST", "/event_log", {"files": {"file": ("x." + "a" * 300 + ".csv", b"a,b\n1,2\n")}}, 200, None),
+    ],
+)
+def test_hostile_requests_get_a_4xx_naming_the_problem(prcore_server, trained, method, path, options, status, detail):
+    """Rows 9-11 and 15 of the reliability issue's table: each was a 500 or silently accepted before."""
+    answer = prcore_server.check(method, path, requests.request(method, prcore_server.url + path, headers=AUTH,
+                                                                  timeout=60, **options))  # fmt: skip
+    assert answer.status_code == status, answer.text[:300]
+    if detail is not None:
+        assert answer.json()["detail"].startswith(detail), answer.json()
+        assert len(answer.json()["detail"]) < 400
+    if status == 422:
+        assert isinstance(answer.json()["detail"], list) and answer.json()["detail"][0]["loc"]
+    resume = requests.get(
+        f"{prcore_server.url}/project/1/stream/result", headers={**AUTH, "Last-Event-ID": str(2**63)}, timeout=30
+    )
+    assert resume.status_code == 400 and resume.json()["detail"].startswith("Last-Event-ID must be an event id")
+
+
 def test_every_route_is_documented_and_was_checked_against_the_document(prcore_server):
     document = requests.get(prcore_server.url + "/openapi.json", timeout=30).json()
     assert document["openapi"] == "3.1.0"

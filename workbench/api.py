@@ -19,6 +19,7 @@ import datetime as dt
 import hmac
 import json
 import logging
+import math
 import mimetypes
 import secrets
 from collections.abc import Callable
@@ -180,8 +181,10 @@ class ApiHandler(JsonErrors, RequestHandler):
             raise errors.InvalidEventError("The request body is empty; send a JSON object")
         try:
             return json.loads(self.request.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise errors.InvalidEventError(f"The request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise errors.InvalidEventError("The request body is not valid JSON: it is nested too deeply") from None
+        except (UnicodeDecodeError, ValueError) as exc:  # ValueError: also integers of more than 4,300 digits
+            raise errors.InvalidEventError(f"The request body is not valid JSON: {str(exc)[:200]}") from None
 
     def checked_body(self, method: Callable) -> dict:
         """The JSON body, validated against the schema ``method`` declares (422 listing every problem)."""
@@ -743,9 +746,11 @@ def _optional_number(handler: RequestHandler, name: str, kind=float):
     if raw in (None, ""):
         return None
     try:
-        value = kind(raw)
+        value = kind(raw) if len(raw) <= 30 else None
     except ValueError:
-        raise errors.InvalidParameterError(f"Query parameter {name} must be a number, got {raw!r}") from None
+        value = None
+    if value is None or not math.isfinite(value):
+        raise errors.InvalidParameterError(f"Query parameter {name} must be a number, got {raw[:100]!r}")
     if value < 0:
         raise errors.InvalidParameterError(f"Query parameter {name} must not be negative")
     return value
@@ -859,13 +864,9 @@ class ResultStreamHandler(ApiHandler):
         return early
 
     async def _serve(self, project_id: int, inbox: asyncio.Queue) -> None:
+        resume = self._last_event_id()  # a malformed one is refused before anything waits
         early = await self._wait_for_activation(project_id, inbox)
         self.core.open_stream_reader(project_id)  # one reader per project, a Python reader included
-        try:
-            resume = self._last_event_id()
-        except Exception:
-            self.core.close_stream_reader(project_id)
-            raise
         self.project_id = project_id
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
