@@ -48,7 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
     """Serve the dashboard and the REST/SSE endpoints."""
     import os
 
-    from workbench.server import PortInUseError, serve
+    from workbench.server import PortInUseError, UnprotectedError, serve
 
     try:
         serve(
@@ -63,8 +63,9 @@ def _serve(args: argparse.Namespace) -> int:
             ping_interval=args.ping_interval,
             sse_format=args.sse_format,
             credentials=_credentials(args),
+            dashboard_auth=args.dashboard_auth,
         )
-    except PortInUseError as exc:
+    except (PortInUseError, UnprotectedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -123,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="prescriptions on SSE and in dataset results: the seed's list, or PrCore's object keyed by plugin id "
         "(PrCore mode); default PRCORE_SSE_FORMAT or list. A request's ?format= chooses for itself",
+    )
+    serve.add_argument(
+        "--dashboard-auth",
+        choices=("token", "none"),
+        default=None,
+        help="token: the dashboard asks for the API token on a login page (the default on any address but "
+        "127.0.0.1); none: no login (refused on non-loopback addresses)",
     )
     serve.add_argument("--username", default=None, help="user name POST /token accepts (or PRCORE_API_USERNAME)")
     serve.add_argument("--password", default=None, help="password POST /token accepts (or PRCORE_API_PASSWORD)")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import hashlib
+import hmac
 import logging
 import os
 import signal
@@ -61,6 +63,31 @@ class PortInUseError(RuntimeError):
     """The port is taken by another process."""
 
 
+class UnprotectedError(RuntimeError):
+    """Serving the dashboard without a login on an address other machines reach."""
+
+
+#: Addresses only this machine reaches: the dashboard may go without a login there.
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def dashboard_auth_for(host: str, requested: str | None) -> str:
+    """``token`` (log in with the API token) or ``none``: by default a login wherever others can connect.
+
+    Raises
+    ------
+    UnprotectedError
+        For ``none`` on a non-loopback address: anyone reaching the port could upload, delete and stream.
+    """
+    chosen = requested or ("none" if host in LOOPBACK else "token")
+    if chosen == "none" and host not in LOOPBACK:
+        raise UnprotectedError(
+            f"Refusing to serve the dashboard on {host} without a login; use --dashboard-auth token "
+            "(log in with the API token) or serve on 127.0.0.1"
+        )
+    return chosen
+
+
 def check_port(host: str, port: int) -> None:
     """Refuse to start on a port another process listens on, with a message that says so."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -111,6 +138,7 @@ def serve(
     ping_interval: float = api.PING_INTERVAL,
     sse_format: str | None = None,
     credentials: tuple[str, str] | None = None,
+    dashboard_auth: str | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM; prints the URLs and the API token first.
 
@@ -118,12 +146,15 @@ def serve(
     background on first start; the training view shows its progress). ``ping_interval`` is the seconds between
     keep-alive pings on an idle SSE stream. ``sse_format="prcore"`` sends prescriptions in PrCore's form by
     default (PrCore mode); ``credentials`` are the user name and password ``POST /token`` accepts.
+    ``dashboard_auth="token"`` puts the dashboard behind a login page whose password is the API token (signed
+    session cookies); it is the default on any address other than loopback, where serving without it is refused.
     """
     import panel as pn
     from threadpoolctl import threadpool_limits
 
     from workbench.app import create_app
 
+    auth = dashboard_auth_for(host, dashboard_auth)
     check_port(host, port)
     # The server's own numeric work is small (one burst of prefixes at a time; training runs in worker processes),
     # and multi-threaded BLAS only adds threads that spin between calls, taking a core from the event loop.
@@ -144,6 +175,10 @@ def serve(
     token = api.resolve_token(core.settings.data_dir, token)
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="prcore-api")
     demo_project = DemoProject(core, n_cases=demo_cases) if demo else None
+    login = {}
+    if auth == "token":  # Panel's own login page; cookies signed with a secret derived from the token
+        secret = hmac.new(token.encode(), b"prcore-dashboard-cookie", hashlib.sha256).hexdigest()
+        login = {"basic_auth": token, "cookie_secret": secret}
     server = pn.serve(
         {"/": lambda: create_app(core, executor=pool, demo=demo_project)},
         port=port,
@@ -156,6 +191,7 @@ def serve(
         http_server_kwargs={"max_buffer_size": MAX_UPLOAD_BYTES, "max_body_size": MAX_UPLOAD_BYTES},
         websocket_max_message_size=MAX_WEBSOCKET_MESSAGE,
         verbose=False,
+        **login,
     )
     api.install(server._tornado, core, token, pool, sse_format=sse_format)  # Bokeh has no public accessor
     loop = server.io_loop
@@ -176,6 +212,8 @@ def serve(
     print(f"  REST API:   {base}/docs (Swagger UI), {base}/openapi.json", flush=True)
     print(f"  SSE:        {base}/project/{{id}}/stream/result (format: {core.settings.sse_format})", flush=True)
     print(f"  API token:  {token}   (send 'Authorization: Bearer <token>')", flush=True)
+    if auth == "token":
+        print("  dashboard login: any user name, the API token as password", flush=True)
     threading.Thread(target=warm_up, args=(core, demo_project), name="prcore-warm-up", daemon=True).start()
     if demo_project is not None:
         print(f"  demo:       project '{DEMO_PROJECT}' (trained in the background on first start)", flush=True)
