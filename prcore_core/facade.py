@@ -157,6 +157,17 @@ class PrCore:
             log.warning("Resuming training of project %s interrupted by a restart", project_id)
             self.trainer.submit(project_id, run)
         self.streaming.recover()
+        self._remove_orphans()
+
+    def _remove_orphans(self) -> None:
+        """Files of uploads or results a crash interrupted before their row was written are removed at start."""
+        with self.sessions() as session:
+            referenced = {"/".join(Path(p).parts[:2]) for p in session.scalars(select(EventLogRecord.data_path))}
+            referenced |= {f"results/{k}" for k in session.scalars(select(DatasetResultRecord.key))}
+            referenced |= {self.storage.project_dir(i) for i in session.scalars(select(ProjectRecord.id))}
+        removed = self.storage.remove_orphans(referenced)
+        if removed:
+            log.warning("Removed %d file(s) a crash left behind: %s", len(removed), ", ".join(removed[:5]))
 
     # -- plugins -------------------------------------------------------------------------------------------------
     def available_plugins(self) -> dict[str, dict[str, Any]]:

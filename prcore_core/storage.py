@@ -68,6 +68,29 @@ class Storage:
         else:
             target.unlink(missing_ok=True)
 
+    def remove_orphans(self, referenced: set[str], min_age_seconds: float = 600.0) -> list[str]:
+        """Remove what a crash left behind: upload, result and project directories nothing in the database refers
+        to, and half-written ``*.tmp`` files. Only what is older than ``min_age_seconds`` goes, so that an upload
+        another process is writing right now is left alone. Returns the removed paths (relative)."""
+        import time
+
+        cutoff = time.time() - min_age_seconds
+        removed = []
+        for group in ("event_logs", "results", "projects"):
+            directory = self.root / group
+            if not directory.is_dir():
+                continue
+            for entry in directory.iterdir():
+                relative = f"{group}/{entry.name}"
+                if relative not in referenced and entry.stat().st_mtime < cutoff:
+                    self.remove(relative)
+                    removed.append(relative)
+        for tmp in self.root.rglob("*.tmp"):
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink(missing_ok=True)
+                removed.append(str(tmp.relative_to(self.root)))
+        return removed
+
     # -- projects ------------------------------------------------------------------------------------------------
     def project_dir(self, project_id: int) -> str:
         return f"projects/{project_id}"

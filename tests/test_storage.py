@@ -32,3 +32,26 @@ def test_the_facade_keeps_uploads_private(tmp_path, demo):
         files = [p for p in (tmp_path / "fresh" / "event_logs").rglob("*") if p.is_file()]
         assert files and all(mode(p) == 0o600 for p in files), [(p.name, oct(mode(p))) for p in files]
         assert log.id == 1
+
+
+def test_files_a_crash_left_behind_are_removed_at_start_and_fresh_ones_kept(tmp_path, demo):
+    """Row 13 of the reliability issue: SIGKILL during an upload left its raw file and a ``.parquet.tmp`` behind."""
+    import os
+    import time
+
+    root = tmp_path / "data"
+    with PrCore(data_dir=root) as core:
+        kept = core.upload_event_log(demo.to_csv(), filename="demo.csv")
+    storage = Storage(root)
+    old = [storage.write_bytes("event_logs/crashed/raw.csv", b"a,b\n"), "event_logs/crashed"]
+    storage.write_bytes("event_logs/crashed/log.parquet.tmp", b"half")
+    storage.write_bytes("results/LOSTKEY1/ongoing.csv", b"a,b\n")
+    fresh = storage.write_bytes("event_logs/uploading-now/raw.csv", b"a,b\n")
+    hour_ago = time.time() - 3600
+    for path in [*old, "event_logs/crashed/log.parquet.tmp", "results/LOSTKEY1", "results/LOSTKEY1/ongoing.csv"]:
+        os.utime(storage.path(path), (hour_ago, hour_ago))
+    with PrCore(data_dir=root) as core:
+        assert core.read_event_log_frame(kept.id).shape[0] == len(demo.events)
+    assert not storage.path("event_logs/crashed").exists()
+    assert not storage.path("results/LOSTKEY1").exists()
+    assert storage.path(fresh).exists()  # another process may be writing it right now
