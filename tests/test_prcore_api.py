@@ -439,6 +439,8 @@ def test_token_info_docs_and_json_errors(prcore_server):
         assert answer.headers["Content-Type"].startswith("application/json")
     wrong_method = requests.delete(prcore_server.url + "/event_log/all", headers=AUTH)
     assert (wrong_method.status_code, wrong_method.json()) == (405, {"detail": "Method Not Allowed"})
+    preflight = requests.options(prcore_server.url + "/project/1", headers={"Origin": "http://elsewhere"})
+    assert preflight.status_code == 204 and "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
     unauthenticated = requests.get(prcore_server.url + "/plugin/all")
     assert (unauthenticated.status_code, unauthenticated.json()) == (401, {"detail": "Not authenticated"})
 

@@ -142,7 +142,7 @@ class ApiHandler(JsonErrors, RequestHandler):
         pass
 
     def prepare(self) -> None:
-        if not self.auth:
+        if not self.auth or self.request.method == "OPTIONS":  # a CORS preflight carries no credentials
             return
         header = self.request.headers.get("Authorization", "")
         scheme, _, credentials = header.partition(" ")
