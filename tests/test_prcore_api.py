@@ -22,16 +22,9 @@ import requests
 import sseclient
 
 from tests.conftest import AUTH, TOKEN, Server
+from tests.test_real_logs import CSV_COLUMNS
 
-COLUMNS = {
-    "Case ID": "CASE_ID",
-    "start_time": "START_TIMESTAMP",
-    "end_time": "END_TIMESTAMP",
-    "AMOUNT_REQ": "NUMBER",
-    "REG_DATE": "DATETIME",
-    "Activity": "ACTIVITY",
-    "Resource": "RESOURCE",
-}
+COLUMNS = CSV_COLUMNS  # BPIC 2012's CSV columns, as the documentation's clients define them
 RESOURCES = [f"Resource_{letter}" for letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"]
 
 
