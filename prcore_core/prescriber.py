@@ -11,6 +11,8 @@ models, and turns a burst of stored events into their prescriptions. A server ru
 :class:`PrescriberProcess`: predicting holds the interpreter lock for milliseconds per burst, and in the server's
 own process that time would be taken from the event loop and the event journal, which then answer later. In a
 process of its own it runs on the other core while the server keeps answering. A notebook runs it in a thread.
+Starting such a process costs seconds (the plugins' dependencies are imported, causalml alone takes several): a
+:class:`SparePrescriber` keeps one warm, so that activating a project only loads its models.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,38 +192,89 @@ class PrescriberSpec:
     histories: dict[str, list[dict[str, Any]]]
 
 
-def _serve_prescriber(connection, spec: PrescriberSpec) -> None:
-    """The prescriber process: build the prescriber, then answer bursts until told to stop or the server ends."""
+#: Told to a prescriber process that serves a project: drop its models and cases, wait for another project.
+UNLOAD = "unload"
+
+
+def _serve_prescriber(connection, plugin_keys: Sequence[str] = ()) -> None:
+    """The prescriber process: warm, then one project at a time until told to stop or the server ends.
+
+    Warm means the plugins' slow dependencies are imported (causalml takes seconds): a project's activation then
+    only loads its models. A project's prescriber answers bursts until ``None`` (the process ends) or
+    :data:`UNLOAD` (its open cases are dropped and the process is warm again, for the next project). The last
+    project's models stay loaded while it waits: the same project started again (a simulation after streaming, a
+    restart of the stream) finds them, and another project's replace them (model files are never rewritten, so a
+    path names one model).
+    """
+    import gc
+
     from threadpoolctl import threadpool_limits
 
     from prcore_core import registry
-    from prcore_core.db import make_engine, make_sessionmaker
-    from prcore_core.storage import Storage
 
     # a burst's numeric work is small: native thread pools only add threads that spin between calls, taking the
     # core the server needs
     threadpool_limits(limits=1)
-    try:
-        sessions = make_sessionmaker(make_engine(spec.database_url))
-        storage = Storage(spec.data_dir)
-        plugins = []
-        for state, model_path in spec.plugins:
+    for key in plugin_keys:
+        try:
+            registry.get_plugin_class(key).load_dependencies()
+        except Exception:  # the project that needs the plugin reports it when its models load
+            log.warning("Importing the dependencies of plugin %s failed", key, exc_info=True)
+    models: dict[str, Plugin] = {}
+    while True:
+        connection.send(("warm", os.getpid()))
+        try:
+            spec = connection.recv()
+        except (EOFError, OSError):  # the server ended
+            return
+        if spec is None:
+            return
+        try:
+            models = {path: models[path] for _, path in spec.plugins if path in models}  # another project's go
+            gc.collect()
+            prescriber, engine = _load_prescriber(spec, models)
+        except Exception as exc:
+            connection.send(("error", f"{type(exc).__name__}: {exc}"))
+            return
+        connection.send(("ready", os.getpid()))
+        unloaded = _answer_bursts(connection, prescriber)
+        del prescriber
+        engine.dispose()
+        if not unloaded:
+            return
+
+
+def _load_prescriber(spec: PrescriberSpec, models: dict[str, Plugin]):
+    """The project's prescriber, its models loaded (or found in ``models``, which keeps them), and the database
+    engine its plugins' state is kept with."""
+    from prcore_core import registry
+    from prcore_core.db import make_engine, make_sessionmaker
+    from prcore_core.storage import Storage
+
+    engine = make_engine(spec.database_url)
+    sessions = make_sessionmaker(engine)
+    storage = Storage(spec.data_dir)
+    plugins = []
+    for state, model_path in spec.plugins:
+        if model_path not in models:
             plugin_class = registry.get_plugin_class(state.key)
             plugin_class.load_dependencies()
-            model = plugin_class.load(storage.path(model_path))
-            plugins.append((state, model, StoredState(sessions, spec.project_id, state.key)))
-        prescriber = Prescriber(spec.columns, spec.attributes, plugins, spec.histories)
-    except Exception as exc:
-        connection.send(("error", f"{type(exc).__name__}: {exc}"))
-        return
-    connection.send(("ready", os.getpid()))
+            models[model_path] = plugin_class.load(storage.path(model_path))
+        plugins.append((state, models[model_path], StoredState(sessions, spec.project_id, state.key)))
+    return Prescriber(spec.columns, spec.attributes, plugins, spec.histories), engine
+
+
+def _answer_bursts(connection, prescriber: Prescriber) -> bool:
+    """Prescribe each burst received; True when told to unload, False when told to stop or the server ended."""
     while True:
         try:
             burst = connection.recv()
         except (EOFError, OSError):  # the server ended
-            return
+            return False
         if burst is None:
-            return
+            return False
+        if burst == UNLOAD:
+            return True
         try:
             connection.send(("outputs", prescriber.prescribe(burst)))
         except Exception as exc:  # e.g. an output that cannot be pickled
@@ -229,24 +284,24 @@ def _serve_prescriber(connection, spec: PrescriberSpec) -> None:
 class PrescriberProcess:
     """A :class:`Prescriber` in a process of its own; :meth:`prescribe` sends a burst and waits for the answer.
 
-    The process ends when told to (:meth:`close`) or when the server's end of the pipe closes (the server ended,
-    even by a crash). Called from one thread at a time (the project's prescriber thread).
+    Given a ``spec``, the process starts and loads that project's models. Without one it only gets warm (imports
+    the dependencies of ``plugin_keys``) and :meth:`load` gives it a project later; :meth:`unload` makes it warm
+    again (see :class:`SparePrescriber`). The process ends when told to (:meth:`close`) or when the server's end of
+    the pipe closes (the server ended, even by a crash). Called from one thread at a time.
     """
 
-    def __init__(self, spec: PrescriberSpec, context, timeout: float = 120.0):
+    def __init__(self, spec: PrescriberSpec | None, context, timeout: float = 120.0, plugin_keys: Sequence[str] = ()):
+        self.timeout = timeout
+        self._warm = False
         self._connection, child = context.Pipe()
+        name = f"prescriber-{spec.project_id}" if spec is not None else "prescriber-spare"
         self.process = context.Process(
-            target=_serve_prescriber, args=(child, spec), daemon=True, name=f"prescriber-{spec.project_id}"
+            target=_serve_prescriber, args=(child, tuple(plugin_keys)), daemon=True, name=name
         )
         self.process.start()
         child.close()
-        if not self._connection.poll(timeout):
-            self.close()
-            raise PrescriberError(f"The prescriber process did not start within {timeout:g} s")
-        kind, payload = self._receive()
-        if kind != "ready":
-            self.close()
-            raise PrescriberError(f"The prescriber process could not load the models: {payload}")
+        if spec is not None:
+            self.load(spec)
 
     def _receive(self) -> tuple[str, Any]:
         try:
@@ -255,6 +310,56 @@ class PrescriberProcess:
             raise PrescriberError(
                 f"The prescriber process ended unexpectedly (exit code {self.process.exitcode})"
             ) from None
+
+    def _answer(self, doing: str) -> tuple[str, Any]:
+        """The process's next message, within the timeout; the process is closed if none comes."""
+        try:
+            if self._connection.poll(self.timeout):
+                return self._receive()
+        except (OSError, ValueError):
+            pass
+        self.close()
+        raise PrescriberError(f"The prescriber process did not {doing} within {self.timeout:g} s")
+
+    def wait_warm(self) -> None:
+        """Wait until the process has imported the plugins' dependencies and waits for a project."""
+        if self._warm:
+            return
+        kind, payload = self._answer("start")
+        if kind != "warm":
+            self.close()
+            raise PrescriberError(f"The prescriber process could not start: {payload}")
+        self._warm = True
+
+    def load(self, spec: PrescriberSpec) -> None:
+        """Load a project's models and open cases (in the process, never in the caller's)."""
+        self.wait_warm()
+        try:
+            self._connection.send(spec)
+        except (OSError, ValueError) as exc:
+            self.close()
+            raise PrescriberError(f"The prescriber process ended unexpectedly ({exc})") from None
+        self._warm = False
+        kind, payload = self._answer("load the models")
+        if kind != "ready":
+            self.close()
+            raise PrescriberError(f"The prescriber process could not load the models: {payload}")
+
+    def unload(self, timeout: float = 10.0) -> bool:
+        """Drop the project's open cases; True when the process is warm again, ready for another project."""
+        try:
+            self._connection.send(UNLOAD)
+            if not self._connection.poll(timeout):
+                return False
+            kind, _ = self._receive()
+        except (OSError, ValueError, PrescriberError):
+            return False
+        self._warm = kind == "warm"
+        return self._warm
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
 
     def prescribe(self, burst: Sequence[BurstEvent]) -> list[list[dict[str, Any]]]:
         try:
@@ -275,3 +380,122 @@ class PrescriberProcess:
             self.process.terminate()
             self.process.join(wait)
         self._connection.close()
+
+
+class SparePrescriber:
+    """One prescriber process kept warm, so that activating a project only loads its models.
+
+    Starting a process and importing the plugins' dependencies takes 5 to 10 s (causalml alone several), and
+    loading a trained project's models a fraction of a second: with a spare, a project is live within a second of
+    ``stream/start``. The process of a project that stops is kept as the spare when none is ready, its open cases
+    dropped and its models kept (starting the same project again loads nothing); some time after an activation took
+    the spare, :meth:`fill` starts a new one.
+
+    Parameters
+    ----------
+    start
+        Starts a new warm process (``PrescriberProcess(None, context, plugin_keys=...)``).
+    """
+
+    def __init__(self, start: Callable[[], PrescriberProcess]):
+        self._start = start
+        self._changed = threading.Condition()
+        self._ready: PrescriberProcess | None = None
+        #: What becomes the spare next: a process warming or unloading (or a token until it exists).
+        self._coming: object | None = None
+        self._timers: list[threading.Timer] = []
+        self._closed = False
+
+    def fill(self, after: float = 0.0) -> None:
+        """Start a new spare in the background (in ``after`` seconds), unless one is ready or coming then.
+
+        Importing the plugins' dependencies takes a core for seconds: right after an activation it would compete
+        with the project's first events and a simulation's replay, and a project that stops soon gives its own
+        process back instead.
+        """
+        if after > 0:
+            timer = threading.Timer(after, self.fill)
+            timer.daemon = True
+            with self._changed:
+                if self._closed:
+                    return
+                self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+            timer.start()
+            return
+        with self._changed:
+            if self._closed or self._ready is not None or self._coming is not None:
+                return
+            self._coming = token = object()
+        threading.Thread(target=self._settle, args=(token, None), name="prescriber-spare", daemon=True).start()
+
+    def give_back(self, process: PrescriberProcess) -> bool:
+        """Keep a stopped project's process as the spare unless one is ready; False when the caller must close it.
+
+        It is warm again sooner than a new spare still importing, which it replaces.
+        """
+        with self._changed:
+            if self._closed or self._ready is not None or not process.alive:
+                return False
+            replaced, self._coming = self._coming, process
+        if isinstance(replaced, PrescriberProcess):
+            replaced.process.terminate()  # its thread sees the process end and closes it
+        threading.Thread(target=self._settle, args=(process, process), name="prescriber-spare", daemon=True).start()
+        return True
+
+    def _settle(self, token: object, process: PrescriberProcess | None) -> None:
+        ready = False
+        try:
+            if process is None:
+                process = self._start()
+                with self._changed:
+                    wanted = self._coming is token and not self._closed
+                    if wanted:
+                        self._coming = token = process  # close() or give_back() can end it while it warms
+                if wanted:
+                    process.wait_warm()
+                    ready = True
+            else:
+                ready = process.unload()
+        except Exception:
+            with self._changed:
+                if self._coming is token and not self._closed:  # not ended on purpose
+                    log.warning("Starting a spare prescriber process failed", exc_info=True)
+        with self._changed:
+            kept = ready and self._coming is token and not self._closed and self._ready is None
+            if self._coming is token:
+                self._coming = None
+            if kept:
+                self._ready = process
+            self._changed.notify_all()
+        if not kept and process is not None:
+            process.close(wait=1.0)
+
+    def take(self, wait: float = 120.0) -> PrescriberProcess | None:
+        """The warm spare (waiting up to ``wait`` seconds for one coming), or ``None``."""
+        deadline = time.monotonic() + wait
+        with self._changed:
+            while self._ready is None and self._coming is not None and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+            process, self._ready = self._ready, None
+        if process is not None and not process.alive:
+            process.close(wait=0.0)
+            return None
+        return process
+
+    def close(self) -> None:
+        """End the spare, and one still coming."""
+        with self._changed:
+            self._closed = True
+            ready, self._ready = self._ready, None
+            coming = self._coming
+            timers, self._timers = self._timers, []
+            self._changed.notify_all()
+        for timer in timers:
+            timer.cancel()
+        if ready is not None:
+            ready.close(wait=1.0)
+        if isinstance(coming, PrescriberProcess):
+            coming.process.terminate()

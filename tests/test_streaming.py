@@ -11,6 +11,7 @@ import pytest
 
 from prcore_core import PrCore, ProjectStatus
 from prcore_core.errors import InvalidEventError, NotFoundError, StateError
+from prcore_core.prescriber import PrescriberError, PrescriberProcess, SparePrescriber
 from prcore_core.settings import Settings
 from prcore_core.streaming import _STOP
 
@@ -255,3 +256,153 @@ def test_a_killed_prescriber_process_is_replaced_and_its_burst_is_delivered_with
         for event in _events_of(demo, 4, prefix="again")[:3]:
             core.post_event(project.id, event)
         assert _outputs(_wait_events(received, 3)[2]) == _outputs(recovered)
+
+
+def _simulated(received: queue.Queue, timeout: float = 60) -> list[dict]:
+    """The events of one simulation, until it finishes."""
+    kinds, events, deadline = [], [], time.monotonic() + timeout
+    while "finished" not in kinds and time.monotonic() < deadline:
+        try:
+            kind, payload = received.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        kinds.append(kind)
+        if kind == "events":
+            events.extend(payload)
+    assert "finished" in kinds
+    return events
+
+
+def test_activation_with_prescriber_processes_goes_live_and_the_project_answers_meanwhile(tmp_path, demo):
+    # a server's setting: the models load in a warm prescriber process, the simulation's replay in a worker
+    settings = Settings(data_dir=tmp_path, prescribing_processes=True)
+    with PrCore(settings=settings) as core:
+        project = _train(core, demo)
+        received = _collect(core, project.id)
+        assert core.start_streaming(project.id).status in (ProjectStatus.ACTIVATING, ProjectStatus.STREAMING)
+        deadline = time.monotonic() + 60
+        while (status := core.get_project(project.id).status) is ProjectStatus.ACTIVATING:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert status is ProjectStatus.STREAMING and core.stream_is_open(project.id)
+        assert received.get(timeout=5) == ("status", "STREAMING")
+        core.post_event(project.id, _events_of(demo, 5)[0])
+        [event] = _wait_events(received, 1)
+        assert event["prescriptions"] and all(_answered(p) for p in event["prescriptions"])
+        core.stop_streaming(project.id)
+
+        # started again right away, as a simulation: every event is prescribed; a second run replays the same
+        runs = []
+        for _ in range(2):
+            received = _collect(core, project.id)
+            core.start_streaming(project.id, "simulating", interval=0, max_events=25)
+            runs.append(_simulated(received))
+            assert core.get_project(project.id).status is ProjectStatus.TRAINED
+        for events in runs:
+            assert len(events) == 25
+            assert all(all(_answered(p) for p in e["prescriptions"]) for e in events if not e["case_completed"])
+        replayed = [[(e["data"]["case_id"].split("-", 1)[1], e["data"]["activity"]) for e in events] for events in runs]
+        assert replayed[0] == replayed[1]
+
+
+def test_a_project_stopped_while_activating_can_start_again(core, demo, monkeypatch):
+    import threading
+
+    project = _train(core, demo)
+    gate, calls = threading.Event(), []
+    prescriber_for = core.streaming.prescribing.prescriber_for
+
+    def slow_prescriber_for(*args):  # the models take their time to load
+        calls.append(args[0])
+        assert gate.wait(30)
+        return prescriber_for(*args)
+
+    monkeypatch.setattr(core.streaming.prescribing, "prescriber_for", slow_prescriber_for)
+    core.start_streaming(project.id)
+    activating = core.get_project(project.id)
+    assert activating.status is ProjectStatus.ACTIVATING
+    assert all(p.status == "ACTIVATING" for p in activating.plugins)
+    assert not core.stream_is_open(project.id)
+    with pytest.raises(StateError, match="Streaming already started"):
+        core.start_streaming(project.id)
+    with pytest.raises(StateError, match="Project not streaming"):
+        core.post_event(project.id, _events_of(demo, 6)[0])
+    assert core.stop_streaming(project.id).status is ProjectStatus.TRAINED
+    core.start_streaming(project.id)  # while the first activation still waits for its models
+    gate.set()
+    assert core.get_project(project.id).wait_until("STREAMING", 60).status is ProjectStatus.STREAMING
+    assert len(calls) == 2 and list(core.streaming._active) == [project.id]
+    received = _collect(core, project.id)
+    core.post_event(project.id, _events_of(demo, 6)[0])
+    [event] = _wait_events(received, 1)
+    assert all(_answered(p) for p in event["prescriptions"])
+
+
+class _FakeProcess(PrescriberProcess):
+    """A prescriber process without a process: warm once ``warm`` is set, ended by ``terminate``."""
+
+    def __init__(self, warm: bool = True):
+        import threading
+        import types
+
+        self.warm = threading.Event()
+        if warm:
+            self.warm.set()
+        self.ended = self.closed = False
+        self.unloads = 0
+        self.process = types.SimpleNamespace(terminate=self._end)
+
+    def _end(self):
+        self.ended = True
+        self.warm.set()
+
+    def wait_warm(self):
+        assert self.warm.wait(10)
+        if self.ended:
+            raise PrescriberError("ended")
+
+    def unload(self, timeout=10.0):
+        self.unloads += 1
+        return not self.ended
+
+    @property
+    def alive(self):
+        return not (self.ended or self.closed)
+
+    def close(self, wait=5.0):
+        self.closed = True
+
+
+def test_the_spare_prescriber_is_taken_given_back_and_replaced():
+    started = []
+
+    def start(warm=True):
+        started.append(_FakeProcess(warm))
+        return started[-1]
+
+    spare = SparePrescriber(start)
+    assert spare.take(0.0) is None  # none ready or coming
+    spare.fill()
+    first = spare.take(10)
+    assert first is started[0] and spare.take(0.0) is None
+    assert spare.give_back(first)  # a stopped project's process is kept, its cases dropped
+    assert spare.take(10) is first and first.unloads == 1
+    spare.fill()
+    ready = spare.take(10)
+    spare.give_back(ready)
+    assert spare.give_back(first) is False  # one is ready: the caller closes this one
+    assert spare.take(10) is ready
+
+    spare._start = lambda: start(warm=False)
+    spare.fill()  # a new spare still importing ...
+    while len(started) < 3:
+        time.sleep(0.01)
+    assert spare.give_back(first)  # ... gives way to a process that is warm again sooner
+    assert spare.take(10) is first
+    deadline = time.monotonic() + 10
+    while not started[2].closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert started[2].ended and started[2].closed
+    spare.give_back(first)
+    spare.close()
+    assert first.closed and spare.take(0.0) is None and spare.give_back(ready) is False

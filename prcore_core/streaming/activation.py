@@ -1,8 +1,10 @@
 """Activation: a project's stream starts (``TRAINED → ACTIVATING → STREAMING|SIMULATING``), stops and is cleared.
 
-Activating loads the plugins' models into the project's prescriber off the caller's thread; stopping lets the
-prescriber finish what was acknowledged. After a restart, projects that were streaming are activated again; a
-simulation cannot resume, so it ends.
+Activating loads the plugins' models into the project's prescriber in a thread of its own (never behind training or
+other work in the core's executor); under a server the models load in the prescriber process, a warm spare, so the
+server's process does no heavy work and a trained project is live within a second. Stopping lets the prescriber
+finish what was acknowledged. After a restart, projects that were streaming are activated again; a simulation cannot
+resume, so it ends.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import sessionmaker
 
 from prcore_core import errors
+from prcore_core.dataset import Attribute
 from prcore_core.db import CaseRecord, EventRecord, ProjectRecord, project_record
 from prcore_core.definitions import columns_of
-from prcore_core.preparation import PreparedLog, held_out_events
+from prcore_core.preparation import PreparedLog
 from prcore_core.project import PluginState
 from prcore_core.status import (
     PLUGIN_STARTED,
@@ -33,7 +36,8 @@ from prcore_core.streaming.delivery import Broker
 from prcore_core.streaming.events import stream_target
 from prcore_core.streaming.journal import Journal
 from prcore_core.streaming.prescribing import STOP, ActiveProject, Prescribing
-from prcore_core.streaming.simulation import Simulation
+from prcore_core.streaming.simulation import Replay, ReplaySource, Simulation
+from prcore_core.workers import worker_context
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +47,13 @@ class Activation:
 
     Parameters
     ----------
+    executor
+        Unused: each activation runs in a thread of its own (kept for callers that pass the core's executor).
     storage
-        Where the raw event log a simulation replays is read from.
+        The data directory, where a simulation's replay is kept.
     prepared
-        The prepared data of a project's current run (its attributes and held-out cases).
+        The prepared data of a project's current run (unused: what activation needs of it is in the database and
+        the replay file).
     post
         Ingests one event of a project (the simulation posts through it, as any client does).
     """
@@ -72,6 +79,10 @@ class Activation:
         self.post = post
         self.active: dict[int, ActiveProject] = {}
         self._lock = threading.Lock()
+        #: The activation under way per project (its thread); a newer start of the same project replaces it.
+        self._activating: dict[int, threading.Thread] = {}
+        self._starting = threading.Lock()
+        self._closing = False
 
     def is_open(self, project_id: int) -> bool:
         active = self.active.get(project_id)
@@ -80,71 +91,103 @@ class Activation:
     def start(self, project_id: int, mode: str = "streaming", **simulation) -> None:
         """Begin activation (reference 2.20/2.21); the project is STREAMING/SIMULATING once its models load."""
         target = stream_target(mode)
-        with self.sessions() as session:
-            project = project_record(session, project_id)
-            status = ProjectStatus(project.status)
-            if status is ProjectStatus.ERROR:
-                raise errors.StateError(errors.PROJECT_ERROR)
-            if status is ProjectStatus.STREAMING or (status is ProjectStatus.ACTIVATING and project_id in self.active):
-                raise errors.StateError(errors.STREAMING_STARTED)
-            if status is ProjectStatus.SIMULATING:
-                raise errors.StateError(errors.SIMULATION_STARTED)
-            if status is not ProjectStatus.TRAINED:
-                raise errors.StateError(errors.PROJECT_NOT_TRAINED)
-            if target is ProjectStatus.SIMULATING and not project.prepared_path:
-                raise errors.StateError(errors.PROJECT_NOT_TRAINED)
-            set_project_status(project, ProjectStatus.ACTIVATING)
-            for plugin in project.plugins:
-                if plugin.status == PluginStatus.TRAINED and not plugin.disabled:
-                    set_plugin_status(plugin, PluginStatus.ACTIVATING)
-            session.commit()
-        self.executor.submit(self._activate, project_id, target, simulation)
+        with self._starting:  # one start at a time: two calls never both find the project TRAINED
+            with self.sessions() as session:
+                project = project_record(session, project_id)
+                status = ProjectStatus(project.status)
+                if status is ProjectStatus.ERROR:
+                    raise errors.StateError(errors.PROJECT_ERROR)
+                activating = project_id in self.active or project_id in self._activating
+                if status is ProjectStatus.STREAMING or (status is ProjectStatus.ACTIVATING and activating):
+                    raise errors.StateError(errors.STREAMING_STARTED)
+                if status is ProjectStatus.SIMULATING:
+                    raise errors.StateError(errors.SIMULATION_STARTED)
+                if status is not ProjectStatus.TRAINED:
+                    raise errors.StateError(errors.PROJECT_NOT_TRAINED)
+                if target is ProjectStatus.SIMULATING and not project.prepared_path:
+                    raise errors.StateError(errors.PROJECT_NOT_TRAINED)
+                set_project_status(project, ProjectStatus.ACTIVATING)
+                for plugin in project.plugins:
+                    if plugin.status == PluginStatus.TRAINED and not plugin.disabled:
+                        set_plugin_status(plugin, PluginStatus.ACTIVATING)
+                session.commit()
+            thread = threading.Thread(
+                target=self._activate,
+                args=(project_id, target, simulation),
+                name=f"activation-{project_id}",
+                daemon=True,
+            )
+            with self._lock:
+                self._activating[project_id] = thread
+        thread.start()
+
+    def _current(self, project_id: int) -> bool:
+        """Is this thread still the project's activation (not replaced by a newer start, the core not closing)?"""
+        return self._activating.get(project_id) is threading.current_thread() and not self._closing
 
     def _activate(self, project_id: int, target: ProjectStatus, simulation: dict) -> None:
         try:
-            with self.sessions() as session:
-                project = project_record(session, project_id)
-                columns = columns_of(project.event_log)
-                prepared = self.prepared(project) if project.prepared_path else None
-                replay = None
-                if target is ProjectStatus.SIMULATING:
-                    raw = self.storage.read_frame(project.event_log.data_path)
-                    replay = held_out_events(raw, columns, prepared.held_out_cases)
-                chosen = [p for p in project.plugins if p.status == PluginStatus.ACTIVATING]
-                states = [(PluginState.from_record(p), p.model_path) for p in chosen]
-            attributes = tuple(prepared.attributes) if prepared else ()
-            prescriber = self.prescribing.prescriber_for(project_id, columns, attributes, states)
-            active = ActiveProject(project_id, target, columns, attributes, states, prescriber)
-            with self.sessions() as session:
-                project = project_record(session, project_id)
-                if ProjectStatus(project.status) is not ProjectStatus.ACTIVATING:
-                    prescriber.close()
-                    return  # stopped while activating
-                for plugin in project.plugins:
-                    if plugin.status == PluginStatus.ACTIVATING:
-                        set_plugin_status(plugin, PluginStatus.STREAMING)
-                set_project_status(project, target)
-                session.commit()
-            active.thread = self.prescribing.thread_for(active)
-            with self._lock:
-                self.active[project_id] = active
-            active.thread.start()
-            self.prescribing.requeue_unprescribed(active)
-            self.broker.publish(project_id, "status", str(target))
-            if target is ProjectStatus.SIMULATING:
-                active.simulation = Simulation(self.post, self.stop, active, replay, **simulation)
-                active.simulation.start()
+            self._go_live(project_id, target, simulation)
         except Exception as exc:
             log.exception("Activation of project %s failed", project_id)
-            with self.sessions() as session:
-                project = session.get(ProjectRecord, project_id)
-                if project is not None and ProjectStatus(project.status) is ProjectStatus.ACTIVATING:
+            with self._lock:
+                current = self._current(project_id)
+            if current:
+                with self.sessions() as session:
+                    project = session.get(ProjectRecord, project_id)
+                    if project is not None and ProjectStatus(project.status) is ProjectStatus.ACTIVATING:
+                        for plugin in project.plugins:
+                            if plugin.status == PluginStatus.ACTIVATING:
+                                set_plugin_status(plugin, PluginStatus.TRAINED)
+                        set_project_status(project, ProjectStatus.TRAINED)
+                        project.progress_message = f"Activation failed: {exc}"
+                        session.commit()
+        finally:
+            with self._lock:
+                if self._activating.get(project_id) is threading.current_thread():
+                    del self._activating[project_id]
+
+    def _go_live(self, project_id: int, target: ProjectStatus, simulation: dict) -> None:
+        """Load the prescriber (and start building a simulation's replay), then go STREAMING/SIMULATING."""
+        replay = None
+        with self.sessions() as session:
+            project = project_record(session, project_id)
+            columns = columns_of(project.event_log)
+            attributes = tuple(Attribute(**a) for a in project.attributes or ())
+            if target is ProjectStatus.SIMULATING:  # built (unless kept from before) while the models load
+                source = ReplaySource(
+                    self.storage.root, project.event_log.data_path, project.prepared_path, project.split, columns
+                )
+                replay = Replay(source, worker_context() if self.prescribing.settings.prescribing_processes else None)
+            chosen = [p for p in project.plugins if p.status == PluginStatus.ACTIVATING]
+            states = [(PluginState.from_record(p), p.model_path) for p in chosen]
+        prescriber = self.prescribing.prescriber_for(project_id, columns, attributes, states)
+        active = ActiveProject(project_id, target, columns, attributes, states, prescriber)
+        try:
+            with self._lock, self.sessions() as session:
+                project = project_record(session, project_id)
+                live = self._current(project_id) and ProjectStatus(project.status) is ProjectStatus.ACTIVATING
+                if live:
                     for plugin in project.plugins:
                         if plugin.status == PluginStatus.ACTIVATING:
-                            set_plugin_status(plugin, PluginStatus.TRAINED)
-                    set_project_status(project, ProjectStatus.TRAINED)
-                    project.progress_message = f"Activation failed: {exc}"
+                            set_plugin_status(plugin, PluginStatus.STREAMING)
+                    set_project_status(project, target)
                     session.commit()
+                    active.thread = self.prescribing.thread_for(active)
+                    self.active[project_id] = active
+        except Exception:
+            self.prescribing.release(prescriber)
+            raise
+        if not live:  # stopped (or started again, or the core closing) while activating
+            self.prescribing.release(prescriber)
+            return
+        active.thread.start()
+        self.prescribing.requeue_unprescribed(active)
+        self.broker.publish(project_id, "status", str(target))
+        if target is ProjectStatus.SIMULATING:
+            active.simulation = Simulation(self.post, self.stop, active, replay, **simulation)
+            active.simulation.start()
+        self.prescribing.refill()  # the next activation finds a warm process too
 
     def stop(self, project_id: int, *, finished_reason: str = "stopped") -> None:
         """Stop streaming or simulating (reference 2.22): the project returns to TRAINED, readers get FINISHED."""
@@ -183,7 +226,7 @@ class Activation:
         if active.thread is not None and active.thread is not threading.current_thread():
             active.thread.join(wait)
         if active.prescriber is not None:
-            active.prescriber.close()
+            self.prescribing.release(active.prescriber)
 
     def close_stream(self, project_id: int, reason: str) -> None:
         """End a stream because the project changes under it (redefinition, deletion); readers get FINISHED."""
@@ -193,6 +236,12 @@ class Activation:
 
     def shutdown_all(self) -> None:
         """Stop every prescriber (process exit); statuses stay as they are so a restart reactivates."""
+        with self._lock:
+            self._closing = True
+            activating = list(self._activating.values())
+        self.prescribing.close()  # the spare first: an activation waiting for it goes on without
+        for thread in activating:  # an activation under way ends without going live
+            thread.join(5.0)
         for project_id in list(self.active):
             self._shutdown(project_id, wait=5.0)
 

@@ -4,7 +4,9 @@ prescribe the burst (one model call per plugin), stores the prescriptions, then 
 Under a server the prescriber runs in a process of its own (``Settings.prescribing_processes``); one whose process
 died is replaced at the next burst, and its burst is still stored and delivered, each prescription naming the
 failure. After a restart the prescriber starts from the prescribed events of the open cases, and events that were
-acknowledged but not prescribed are queued again, so each is prescribed exactly once.
+acknowledged but not prescribed are queued again, so each is prescribed exactly once. One warm process is kept
+spare (:class:`~prcore_core.prescriber.SparePrescriber`): an activation hands it the project's models instead of
+waiting for a new process to import the plugins' dependencies.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from prcore_core.context import StoredState
 from prcore_core.dataset import Attribute
 from prcore_core.db import CaseRecord, EventRecord
 from prcore_core.plugin import Plugin
-from prcore_core.prescriber import Prescriber, PrescriberProcess, PrescriberSpec, failed_prescriptions
+from prcore_core.prescriber import (
+    Prescriber,
+    PrescriberError,
+    PrescriberProcess,
+    PrescriberSpec,
+    SparePrescriber,
+    failed_prescriptions,
+)
 from prcore_core.project import PluginState
 from prcore_core.settings import Settings
 from prcore_core.status import ProjectStatus
@@ -40,6 +49,8 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 512
 #: Put on a project's queue to end its prescriber thread.
 STOP = object()
+#: Seconds after an activation took the spare prescriber process before a new one is warmed.
+REFILL_DELAY = 20.0
 
 
 @dataclass
@@ -83,6 +94,32 @@ class Prescribing:
         self.settings = settings
         self.load_model = load_model
         self.broker = broker
+        #: A warm prescriber process for the next activation (under a server), started now.
+        self.spare = SparePrescriber(self._warm_process) if settings.prescribing_processes else None
+        if self.spare is not None:
+            self.spare.fill()
+
+    @staticmethod
+    def _warm_process() -> PrescriberProcess:
+        """A new prescriber process that imports the dependencies of every plugin it can import."""
+        keys = [key for key, plugin_class in registry.available_plugins().items() if importable(plugin_class)]
+        return PrescriberProcess(None, worker_context(), plugin_keys=keys)
+
+    def refill(self) -> None:
+        """An activation took the spare: warm another one for the next, once the activation's first seconds are over."""
+        if self.spare is not None:
+            self.spare.fill(after=REFILL_DELAY)
+
+    def release(self, prescriber: Prescriber | PrescriberProcess) -> None:
+        """A stopped project's prescriber: its process becomes the spare when there is none ready, else it ends."""
+        if isinstance(prescriber, PrescriberProcess) and self.spare is not None and self.spare.give_back(prescriber):
+            return
+        prescriber.close()
+
+    def close(self) -> None:
+        """End the spare prescriber process (the projects' own are ended by their activation)."""
+        if self.spare is not None:
+            self.spare.close()
 
     def thread_for(self, active: ActiveProject) -> threading.Thread:
         """The project's prescriber thread (not started yet)."""
@@ -128,6 +165,13 @@ class Prescribing:
             spec = PrescriberSpec(
                 project_id, self.settings.url, self.settings.data_dir, columns, attributes, plugins, histories
             )
+            spare = self.spare.take() if self.spare is not None else None
+            if spare is not None:
+                try:
+                    spare.load(spec)
+                    return spare
+                except PrescriberError:
+                    log.warning("The spare prescriber process failed; starting one for project %s", project_id)
             return PrescriberProcess(spec, worker_context())
         loaded = [
             (state, self.load_model(project_id, state.key, path), StoredState(self.sessions, project_id, state.key))
