@@ -2,15 +2,17 @@
 meanwhile, with the real server and real HTTP and SSE clients on loopback only.
 
 Starts ``prcore-workbench serve`` as a separate process, uploads the log over REST, defines its columns and creates a
-project as ``bench/stream.py`` does, and waits for TRAINED. It measures ``GET /project/{id}`` latency while the server
-is idle (the baseline), then ``--runs`` times, for streaming and then simulating:
+project as ``bench/stream.py`` does, waits for TRAINED and for the server's warm-up to end (its processes' CPU quiet:
+a trained project in a running server). It measures ``GET /project/{id}`` latency while the server is idle (the
+baseline), then ``--runs`` times, for streaming and then simulating:
 
 1. ``PUT /project/{id}/stream/start[/simulating]`` and, right after its answer, an SSE reader connects (as an
    outside user's would);
 2. ``GET /project/{id}`` is polled meanwhile: its latency while the project is ``ACTIVATING`` (p50, p95, max), and
    the time from the start call until it says STREAMING/SIMULATING (the activation time);
 3. for simulating, the time until the reader's first prescribed event; for both, whether the reader was refused
-   (400 "Project not streaming");
+   (400 "Project not streaming"), and ``GET /project/{id}`` latency over the whole 2 s the activation may take
+   (a quick activation leaves few samples while ``ACTIVATING``);
 4. ``PUT .../stream/stop`` and wait for TRAINED before the next run.
 
 It prints each run's figures, their medians, the targets (activation within 2 s, GET p95 <= 50 ms while
@@ -19,7 +21,8 @@ activating) and the ratio of the GET p95 while activating to the idle one measur
     python bench/activation.py --log ../shared/data/bpic2012-CSV.zip
 
 ``--data-dir DIR`` keeps the server's data directory (and its trained project) for the next run of the benchmark,
-which then skips upload and training; the server's log is written to ``DIR/server.log``.
+which then skips upload and training; the server's log is written to ``DIR/server.log``. ``--reader-at live``
+connects the SSE reader only once the project is live (the activation without the SSE endpoint's wait beside it).
 
 All traffic goes to 127.0.0.1; every loop is bounded in count and time.
 """
@@ -234,10 +237,13 @@ def activate(
     else:
         while reader.connected is None and not reader.done.is_set() and time.perf_counter() < deadline:
             time.sleep(0.01)
+    while time.perf_counter() < begin + ACTIVATION_TARGET_S:  # GET latency over the whole allowed window too
+        time.sleep(0.01)
     poller.stopped.set()
     poller.join(120)
     until = live if live is not None else time.perf_counter()
     activating = [ms for sent, ms, status in poller.samples if begin <= sent < until]
+    window = [ms for sent, ms, status in poller.samples if begin <= sent < begin + ACTIVATION_TARGET_S]
     session.put(f"{project_url}/stream/stop")
     reader.close()
     reader.join(30)
@@ -249,6 +255,7 @@ def activate(
         "connected_s": (reader.connected - begin) if reader.connected is not None else float("nan"),
         "refused": reader.refused,
         "get_ms": activating,
+        "window_ms": window,
     }
 
 
@@ -269,15 +276,17 @@ def report(mode: str, runs: list[dict], idle_p95: float) -> None:
         if run["refused"]:
             line += f"  READER REFUSED: {run['refused']}"
         print(line)
-    p95 = statistics.median(percentile(r["get_ms"], 95) for r in runs)
-    pooled = [ms for r in runs for ms in r["get_ms"]]
     print(f"  median live after {median(r['activation_s'] for r in runs)} (target <= {ACTIVATION_TARGET_S:g} s)")
     if mode == "simulating":
         print(f"  median first SSE message after {median(r['first_message_s'] for r in runs)}")
-    print(
-        f"  median GET /project p95 while activating {p95:.1f} ms (target <= {GET_P95_TARGET_MS:g} ms); "
-        f"{p95 / idle_p95:.1f} x the idle p95; all runs' samples p95 {percentile(pooled, 95):.1f} ms (n={len(pooled)})"
-    )
+    for key, during in (("get_ms", "while activating"), ("window_ms", f"in the {ACTIVATION_TARGET_S:g} s after start")):
+        p95 = statistics.median(percentile(r[key], 95) for r in runs)
+        pooled = [ms for r in runs for ms in r[key]]
+        print(
+            f"  GET /project {during}: median p95 {p95:.1f} ms (target <= {GET_P95_TARGET_MS:g} ms), "
+            f"{p95 / idle_p95:.1f} x the idle p95; all runs' samples p50 {percentile(pooled, 50):.1f} "
+            f"p95 {percentile(pooled, 95):.1f} max {max(pooled, default=float('nan')):.1f} ms (n={len(pooled)})"
+        )
     refused = sum(1 for r in runs if r["refused"])
     print(f"  readers refused: {refused} of {len(runs)}")
 
@@ -329,7 +338,7 @@ def main() -> None:
                 try:
                     session.get(f"{url}/project/0", timeout=1)
                     break
-                except requests.ConnectionError:
+                except (requests.ConnectionError, requests.Timeout):  # not listening, or still starting
                     time.sleep(0.2)
             project_id = trained_project(session, url, args.log, directory)
             print(f"server warm-up over after {settle(server.pid):.1f} s")

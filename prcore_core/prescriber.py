@@ -206,8 +206,6 @@ def _serve_prescriber(connection, plugin_keys: Sequence[str] = ()) -> None:
     restart of the stream) finds them, and another project's replace them (model files are never rewritten, so a
     path names one model).
     """
-    import gc
-
     from threadpoolctl import threadpool_limits
 
     from prcore_core import registry
@@ -229,9 +227,12 @@ def _serve_prescriber(connection, plugin_keys: Sequence[str] = ()) -> None:
             return
         if spec is None:
             return
+        if spec == UNLOAD:  # it has no project: warm already
+            continue
         try:
-            models = {path: models[path] for _, path in spec.plugins if path in models}  # another project's go
-            gc.collect()
+            # another project's models go (freed as their last reference does; a full collection here would take a
+            # second of the activation)
+            models = {path: models[path] for _, path in spec.plugins if path in models}
             prescriber, engine = _load_prescriber(spec, models)
         except Exception as exc:
             connection.send(("error", f"{type(exc).__name__}: {exc}"))
