@@ -3,7 +3,9 @@
 Some prescriptions change the world they prescribe for: a resource allocated to one case is busy for the next.
 Such plugins keep their state in a :class:`PersistentState` that the core backs with the database, so it survives
 restarts, and that serialises concurrent prescriptions: :meth:`PersistentState.transaction` hands out the state
-under a lock and writes it back (committed) before the lock is released.
+under a lock and writes it back (committed) before the lock is released. In the database the lock is the row's
+(``SELECT ... FOR UPDATE`` on PostgreSQL, the write lock on SQLite), so prescribers in different processes (the
+server's batch prescriptions and a streaming project's prescriber process) never book the same resource twice.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
+from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from prcore_core.db import Base, Timestamped
+from prcore_core.db import Base, Timestamped, utcnow
 
 
 class PersistentState:
@@ -57,7 +60,12 @@ class PluginStateRecord(Timestamped, Base):
 
 
 class StoredState(PersistentState):
-    """A :class:`PersistentState` kept in the database; each transaction commits before it releases the lock."""
+    """A :class:`PersistentState` kept in the database; each transaction commits before it releases the lock.
+
+    The thread lock orders this process's prescribers; the row lock taken in :meth:`transaction` orders them with
+    other processes' (an ORM read, change and write under ``READ COMMITTED`` or SQLite's autocommit reads would
+    let two of them read the same state and the later write lose the earlier booking).
+    """
 
     _locks: ClassVar[dict[tuple[int, str], threading.Lock]] = {}
     _locks_guard = threading.Lock()
@@ -69,20 +77,32 @@ class StoredState(PersistentState):
         with self._locks_guard:
             self._lock = self._locks.setdefault((project_id, plugin_key), threading.Lock())
 
-    def _record(self, session) -> PluginStateRecord:
-        query = select(PluginStateRecord).where(
+    def _query(self):
+        return select(PluginStateRecord).where(
             PluginStateRecord.project_id == self.project_id, PluginStateRecord.plugin_key == self.plugin_key
         )
-        record = session.scalar(query)
-        if record is None:
-            record = PluginStateRecord(project_id=self.project_id, plugin_key=self.plugin_key, state={})
-            session.add(record)
-        return record
+
+    def _locked_record(self, session: Session) -> PluginStateRecord:
+        """The state's row, created when missing, locked until the session commits or rolls back.
+
+        ``INSERT ... ON CONFLICT DO NOTHING`` makes the row exist whoever creates it first (two processes inserting
+        it meet the unique constraint, not an error); on SQLite it also takes the database's write lock, which a
+        plain ``SELECT`` would not. On PostgreSQL ``FOR UPDATE`` then locks the row: a second transaction waits
+        here and reads the state as the first committed it.
+        """
+        row = {"project_id": self.project_id, "plugin_key": self.plugin_key, "state": {}, "created_at": utcnow()}
+        dialect = session.get_bind().dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(PluginStateRecord)
+            session.execute(upsert.values(row).on_conflict_do_nothing(index_elements=["project_id", "plugin_key"]))
+        elif session.scalar(self._query()) is None:
+            session.execute(insert(PluginStateRecord).values(row))
+        return session.scalars(self._query().with_for_update()).one()
 
     @contextmanager
     def transaction(self) -> Iterator[dict[str, Any]]:
         with self._lock, self.sessions() as session:
-            record = self._record(session)
+            record = self._locked_record(session)
             working = copy.deepcopy(record.state or {})
             yield working
             record.state = working
@@ -90,7 +110,8 @@ class StoredState(PersistentState):
 
     def snapshot(self) -> dict[str, Any]:
         with self.sessions() as session:
-            return copy.deepcopy(self._record(session).state or {})
+            record = session.scalar(self._query())
+            return copy.deepcopy(record.state if record is not None and record.state else {})
 
 
 @dataclass

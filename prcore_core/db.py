@@ -1,12 +1,16 @@
 """Persistence: the SQLAlchemy 2.0 typed ORM model and the database engine.
 
 The database is the truth about event logs, definitions, projects and plugins; files on disk (raw uploads,
-Parquet logs, models) are referenced from it. SQLite runs in WAL mode so readers never wait for a writer.
+Parquet logs, models) are referenced from it. SQLite runs in WAL mode so readers never wait for a writer;
+PostgreSQL (``postgresql+psycopg://...``, the ``postgres`` extra) is the other backend the tests run on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
+import weakref
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -21,7 +25,9 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -50,6 +56,36 @@ class UTCDateTime(TypeDecorator):
         return value
 
 
+class StoredText(TypeDecorator):
+    r"""Text that every backend stores: PostgreSQL's text cannot hold NUL, so there NUL (and the escape character
+    itself) is escaped; a case id or a name must not be storable on SQLite and refused on PostgreSQL.
+
+    The escape is a private-use character that real text practically never holds: text is stored as it is.
+
+    >>> text, postgresql = StoredText(), type("Dialect", (), {"name": "postgresql"})()
+    >>> stored = text.process_bind_param("a\x00b\ue000c", postgresql)
+    >>> "\x00" in stored, text.process_result_value(stored, postgresql) == "a\x00b\ue000c"
+    (False, True)
+    """
+
+    impl = String
+    cache_ok = True
+    ESCAPE = "\ue000"
+    _ESCAPED = re.compile("\ue000(.)", re.DOTALL)
+
+    def process_bind_param(self, value, dialect):
+        if not isinstance(value, str) or dialect.name != "postgresql":
+            return value
+        if "\x00" not in value and self.ESCAPE not in value:
+            return value
+        return value.replace(self.ESCAPE, self.ESCAPE * 2).replace("\x00", self.ESCAPE + "0")
+
+    def process_result_value(self, value, dialect):
+        if not isinstance(value, str) or dialect.name != "postgresql" or self.ESCAPE not in value:
+            return value
+        return self._ESCAPED.sub(lambda m: "\x00" if m[1] == "0" else m[1], value)
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict] = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
 
@@ -68,9 +104,9 @@ class DefinitionRecord(Timestamped, Base):
     columns_definition: Mapped[dict[str, Any]] = mapped_column(JSON)
     case_attributes: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     fast_mode: Mapped[bool] = mapped_column(Boolean, default=True)
-    start_transition: Mapped[str] = mapped_column(String, default="START")
-    complete_transition: Mapped[str] = mapped_column(String, default="COMPLETE")
-    abort_transition: Mapped[str] = mapped_column(String, default="ATE_ABORT")
+    start_transition: Mapped[str] = mapped_column(StoredText, default="START")
+    complete_transition: Mapped[str] = mapped_column(StoredText, default="COMPLETE")
+    abort_transition: Mapped[str] = mapped_column(StoredText, default="ATE_ABORT")
     outcome_definition: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     outcome_definition_negative: Mapped[bool] = mapped_column(Boolean, default=False)
     treatment_definition: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
@@ -80,9 +116,9 @@ class EventLogRecord(Timestamped, Base):
     """An uploaded event log: the raw file as uploaded and its parsed form as Parquet."""
 
     __tablename__ = "event_log"
-    file_name: Mapped[str] = mapped_column(String)
-    raw_path: Mapped[str] = mapped_column(String)
-    data_path: Mapped[str] = mapped_column(String)
+    file_name: Mapped[str] = mapped_column(StoredText)
+    raw_path: Mapped[str] = mapped_column(StoredText)
+    data_path: Mapped[str] = mapped_column(StoredText)
     n_rows: Mapped[int] = mapped_column(Integer)
     columns_header: Mapped[list[Any]] = mapped_column(JSON)
     preview: Mapped[list[Any]] = mapped_column(JSON, default=list)
@@ -94,15 +130,15 @@ class ProjectRecord(Timestamped, Base):
     """A project: one event log, its definitions and the plugins trained on it."""
 
     __tablename__ = "project"
-    name: Mapped[str] = mapped_column(String)
-    description: Mapped[str | None] = mapped_column(String, default=None)
-    status: Mapped[str] = mapped_column(String)
-    error: Mapped[str | None] = mapped_column(String, default=None)
+    name: Mapped[str] = mapped_column(StoredText)
+    description: Mapped[str | None] = mapped_column(StoredText, default=None)
+    status: Mapped[str] = mapped_column(StoredText)
+    error: Mapped[str | None] = mapped_column(StoredText, default=None)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
-    progress_message: Mapped[str | None] = mapped_column(String, default=None)
+    progress_message: Mapped[str | None] = mapped_column(StoredText, default=None)
     event_log_id: Mapped[int] = mapped_column(ForeignKey("event_log.id"), unique=True)
     training_run: Mapped[int] = mapped_column(Integer, default=0)
-    prepared_path: Mapped[str | None] = mapped_column(String, default=None)
+    prepared_path: Mapped[str | None] = mapped_column(StoredText, default=None)
     split: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     attributes: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     excluded_plugins: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -119,18 +155,18 @@ class PluginRecord(Timestamped, Base):
 
     __tablename__ = "plugin"
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
-    key: Mapped[str] = mapped_column(String)
-    prescription_type: Mapped[str] = mapped_column(String)
-    name: Mapped[str] = mapped_column(String)
-    description: Mapped[str | None] = mapped_column(String, default=None)
+    key: Mapped[str] = mapped_column(StoredText)
+    prescription_type: Mapped[str] = mapped_column(StoredText)
+    name: Mapped[str] = mapped_column(StoredText)
+    description: Mapped[str | None] = mapped_column(StoredText, default=None)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     additional_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String)
-    error: Mapped[str | None] = mapped_column(String, default=None)
+    status: Mapped[str] = mapped_column(StoredText)
+    error: Mapped[str | None] = mapped_column(StoredText, default=None)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
-    progress_message: Mapped[str | None] = mapped_column(String, default=None)
-    model_path: Mapped[str | None] = mapped_column(String, default=None)
+    progress_message: Mapped[str | None] = mapped_column(StoredText, default=None)
+    model_path: Mapped[str | None] = mapped_column(StoredText, default=None)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     project: Mapped[ProjectRecord] = relationship(back_populates="plugins")
 
@@ -139,9 +175,20 @@ class CaseRecord(Timestamped, Base):
     """A case seen while streaming (posted or simulated), open until its last event arrives."""
 
     __tablename__ = "case"
-    __table_args__ = (UniqueConstraint("project_id", "case_id"), {"sqlite_autoincrement": True})
+    __table_args__ = (
+        UniqueConstraint("project_id", "case_id").ddl_if(
+            callable_=lambda *_, dialect, **__: dialect.name != "postgresql"
+        ),
+        # PostgreSQL's B-tree entries are at most ~2.7 kB, a posted case id up to 10,000 characters: uniqueness
+        # through a hash index instead (it keeps 32-bit hashes and compares the rows), lookups through another
+        ExcludeConstraint(
+            (text("(project_id::text || ' ' || case_id)"), "="), name="uq_case_project_case", using="hash"
+        ).ddl_if(dialect="postgresql"),
+        Index("ix_case_case_id_hash", "case_id", postgresql_using="hash").ddl_if(dialect="postgresql"),
+        {"sqlite_autoincrement": True},
+    )
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
-    case_id: Mapped[str] = mapped_column(String)
+    case_id: Mapped[str] = mapped_column(StoredText)
     completed: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -176,15 +223,15 @@ class DatasetResultRecord(Timestamped, Base):
     """
 
     __tablename__ = "dataset_result"
-    key: Mapped[str] = mapped_column(String, unique=True)
+    key: Mapped[str] = mapped_column(StoredText, unique=True)
     event_log_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
     project_id: Mapped[int | None] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), default=None)
-    status: Mapped[str] = mapped_column(String, default="PENDING")
-    error: Mapped[str | None] = mapped_column(String, default=None)
-    file_name: Mapped[str] = mapped_column(String)
-    separator: Mapped[str | None] = mapped_column(String, default=None)
-    source_path: Mapped[str] = mapped_column(String)
-    result_path: Mapped[str | None] = mapped_column(String, default=None)
+    status: Mapped[str] = mapped_column(StoredText, default="PENDING")
+    error: Mapped[str | None] = mapped_column(StoredText, default=None)
+    file_name: Mapped[str] = mapped_column(StoredText)
+    separator: Mapped[str | None] = mapped_column(StoredText, default=None)
+    source_path: Mapped[str] = mapped_column(StoredText)
+    result_path: Mapped[str | None] = mapped_column(StoredText, default=None)
     expected_plugins: Mapped[list[Any]] = mapped_column(JSON, default=list)
     finished_plugins: Mapped[list[Any]] = mapped_column(JSON, default=list)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
@@ -198,8 +245,27 @@ def project_record(session: Session, project_id: int) -> ProjectRecord:
     return project
 
 
+#: Every engine of this process, so that a forked child can drop the connections it inherited.
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+#: The PostgreSQL advisory lock held while the schema is created: processes starting at once on a new database
+#: would otherwise race to create the same tables and types.
+_SCHEMA_LOCK = 0x5072436F7265  # "PrCore"
+
+
+def _forget_inherited_connections() -> None:
+    """In a forked child: leave the parent's pooled connections to the parent (a connection is one socket; two
+    processes talking over it corrupt both sessions), the child opens its own."""
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_connections)
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and cross-thread use."""
+    """An engine for ``url``, with the schema created; SQLite gets WAL, a busy timeout and cross-thread use,
+    PostgreSQL a pre-ping (a server restarted under a long-running workbench)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -213,7 +279,11 @@ def make_engine(url: str) -> Engine:
 
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    Base.metadata.create_all(engine)
+    _ENGINES.add(engine)
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+        Base.metadata.create_all(connection)
     return engine
 
 

@@ -18,6 +18,8 @@ from prcore_core.errors import (
     StateError,
 )
 
+pytestmark = pytest.mark.databases  # on SQLite and on PostgreSQL (tests/conftest.py)
+
 SEED_PROJECT_KEYS = ["id", "created_at", "updated_at", "name", "description", "status", "event_log", "plugins"]
 SEED_EVENT_LOG_KEYS = ["id", "created_at", "updated_at", "file_name", "definition"]
 SEED_DEFINITION_KEYS = [
@@ -207,13 +209,13 @@ def test_split_is_by_case_start_time(core, defined_log, demo):
     assert starts[prepared.training_cases].max() <= starts[prepared.held_out_cases].min()
 
 
-def test_restart_keeps_trained_project_usable_without_retraining(tmp_path, demo):
-    with PrCore(data_dir=tmp_path) as core:
+def test_restart_keeps_trained_project_usable_without_retraining(tmp_path, demo, database_url):
+    with PrCore(data_dir=tmp_path, database_url=database_url) as core:
         event_log = core.upload_event_log(demo.to_csv(), filename="loans.csv")
         core.set_columns_definition(event_log.id, demo.columns_definition, demo.case_attributes)
         project = core.create_project(event_log.id, positive_outcome=demo.outcome).wait_until("TRAINED", 120)
         before = project.to_dict()
-    with PrCore(data_dir=tmp_path) as core:
+    with PrCore(data_dir=tmp_path, database_url=database_url) as core:
         again = core.get_project(project.id)
         assert again.status is ProjectStatus.TRAINED
         assert again.to_dict()["plugins"] == before["plugins"]
@@ -229,15 +231,15 @@ def test_restart_keeps_trained_project_usable_without_retraining(tmp_path, demo)
         assert first["plugin"]["accuracy"] == knn["metrics"]["accuracy"]
 
 
-def test_restart_during_training_resumes(tmp_path, demo):
-    core = PrCore(data_dir=tmp_path)
+def test_restart_during_training_resumes(tmp_path, demo, database_url):
+    core = PrCore(data_dir=tmp_path, database_url=database_url)
     event_log = core.upload_event_log(demo.to_csv(), filename="loans.csv")
     core.set_columns_definition(event_log.id, demo.columns_definition, demo.case_attributes)
     core.executor.shutdown(wait=True)  # nothing can run: as if the process died right after creating
     with pytest.raises(RuntimeError):
         core.create_project(event_log.id, positive_outcome=demo.outcome)
     core.engine.dispose()
-    with PrCore(data_dir=tmp_path) as restarted:
+    with PrCore(data_dir=tmp_path, database_url=database_url) as restarted:
         project = restarted.list_projects()[0]
         assert project.status in (ProjectStatus.PREPROCESSING, ProjectStatus.TRAINING, ProjectStatus.TRAINED)
         assert project.wait_until("TRAINED", 120).plugins[0].status == "TRAINED"
@@ -330,11 +332,13 @@ def test_plugins_finishing_at_the_same_moment_leave_the_project_trained(core, de
         assert project.to_dict()["status"] == "TRAINED"
 
 
-def test_plugins_train_in_worker_processes_when_asked(tmp_path, demo):
+def test_plugins_train_in_worker_processes_when_asked(tmp_path, demo, database_url):
     # the server trains in processes so that requests stay quick; results, progress and errors are the same
     from prcore_core.settings import Settings
 
-    with PrCore(settings=Settings(data_dir=tmp_path / "data", training_processes=True)) as core:
+    with PrCore(
+        settings=Settings(data_dir=tmp_path / "data", database_url=database_url, training_processes=True)
+    ) as core:
         core.trainer.warm_up()
         event_log = core.upload_event_log(demo.events.head(1500).to_csv(index=False).encode(), filename="demo.csv")
         core.set_columns_definition(event_log.id, demo.columns_definition, demo.case_attributes)
