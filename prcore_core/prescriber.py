@@ -192,7 +192,8 @@ class PrescriberSpec:
     histories: dict[str, list[dict[str, Any]]]
 
 
-#: Told to a prescriber process that serves a project: drop its models and cases, wait for another project.
+#: Told to a prescriber process that serves a project: drop its open cases (its models stay until another project's
+#: come) and wait for another project.
 UNLOAD = "unload"
 
 
@@ -220,10 +221,10 @@ def _serve_prescriber(connection, plugin_keys: Sequence[str] = ()) -> None:
             log.warning("Importing the dependencies of plugin %s failed", key, exc_info=True)
     models: dict[str, Plugin] = {}
     while True:
-        connection.send(("warm", os.getpid()))
         try:
+            connection.send(("warm", os.getpid()))
             spec = connection.recv()
-        except (EOFError, OSError):  # the server ended
+        except (EOFError, OSError):  # the server ended (even while this process was importing)
             return
         if spec is None:
             return
