@@ -49,8 +49,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 512
 #: Put on a project's queue to end its prescriber thread.
 STOP = object()
-#: Seconds after an activation took the spare prescriber process before a new one is warmed.
-REFILL_DELAY = 20.0
+#: Seconds after an activation took the spare prescriber process before a new one is warmed: not in the stream's
+#: first minute, when a dashboard is watched and a project stopped soon gives its own process back.
+REFILL_DELAY = 60.0
 
 
 @dataclass
