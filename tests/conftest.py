@@ -11,6 +11,7 @@ import json
 import os
 import queue
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -96,24 +97,34 @@ class PostgresCluster:
         command = [str(self.bin_dir / tool), *arguments]
         if self.as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, cwd=self.directory, check=True, capture_output=True, text=True, timeout=120)
+        # a session of its own: a signal to the test run's process group is the test run's to handle, not the server's
+        subprocess.run(
+            command, cwd=self.directory, check=True, capture_output=True, text=True, timeout=120, start_new_session=True
+        )
 
     def start(self) -> PostgresCluster:
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C",
-                  "--no-sync")  # fmt: skip
-        for attempt in range(3):  # another process may take the free port before the server binds it
-            self.port = free_port()
-            options = (
-                f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.directory} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        """``initdb``, then ``pg_ctl start`` on a free port (another, if some process took it meanwhile)."""
+        log = self.directory / "server.log"
+        try:
+            self._run(
+                "initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"
             )
-            try:
-                self._run("pg_ctl", "-D", str(self.data), "-l", str(self.directory / "server.log"), "-w", "-t", "60",
-                          "-o", options, "start")  # fmt: skip
-                return self
-            except subprocess.CalledProcessError:
-                if attempt == 2:
-                    raise RuntimeError((self.directory / "server.log").read_text()) from None
+            for attempt in range(3):
+                self.port = free_port()
+                options = (
+                    f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.directory} "
+                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+                )
+                try:
+                    self._run("pg_ctl", "-D", str(self.data), "-l", str(log), "-w", "-t", "60", "-o", options, "start")
+                    break
+                except subprocess.CalledProcessError:
+                    if attempt == 2:
+                        raise
+        except subprocess.CalledProcessError as exc:
+            details = log.read_text() if log.exists() else ""
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise RuntimeError(f"PostgreSQL did not start: {exc.stderr}{details}") from None
         return self
 
     def stop(self) -> None:
@@ -143,6 +154,13 @@ class PostgresCluster:
         self._admin(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
 
 
+def _interrupted(signum, frame):
+    """SIGTERM (``timeout``) unwinds the test run as Ctrl-C does, so the cluster is stopped, not left running; once:
+    ``timeout`` signals the whole process group, and a second signal would cut the teardown short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """The session's PostgreSQL cluster, started on first use; skipped where PostgreSQL is not installed (failed
@@ -163,8 +181,15 @@ def postgres():
         except KeyError:
             missing("running as root, and there is no postgres user to run PostgreSQL as")
     cluster = PostgresCluster(bin_dir).start()
-    yield cluster
-    cluster.stop()
+    terminate = signal.getsignal(signal.SIGTERM)
+    if terminate is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        if terminate is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, terminate)
 
 
 class Database:

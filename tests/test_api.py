@@ -14,14 +14,22 @@ import pytest
 
 from prcore_core import PrCore
 
+pytestmark = pytest.mark.databases  # on SQLite and on PostgreSQL (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
-def trained_dir(tmp_path_factory):
+def trained_database(database):
+    """The trained data directory's database (``None`` on SQLite: the directory's own file)."""
+    return database.new()
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory, trained_database):
     from prcore_core.demo import generate_demo_log
 
     directory = tmp_path_factory.mktemp("served")
     demo = generate_demo_log(n_cases=500, seed=5)
-    with PrCore(data_dir=directory) as core:
+    with PrCore(data_dir=directory, database_url=trained_database) as core:
         event_log = core.upload_event_log(demo.to_csv(), filename="loans.csv")
         core.set_columns_definition(event_log.id, demo.columns_definition, demo.case_attributes)
         project = core.create_project(event_log.id, positive_outcome=demo.outcome, treatment=demo.treatment)
@@ -40,8 +48,16 @@ def served_dir(trained_dir, tmp_path):
 
 
 @pytest.fixture
-def server(served_dir, start_server):
-    return start_server(data_dir=served_dir)
+def served_database(database, trained_database, trained_dir):
+    """A copy of the trained database for one test, beside the copy of its directory (the same on SQLite)."""
+    url = database.new(template=trained_database)
+    yield url
+    database.drop(url)
+
+
+@pytest.fixture
+def server(served_dir, served_database, start_server):
+    return start_server(data_dir=served_dir, database_url=served_database)
 
 
 def _events(demo, index, prefix):
@@ -51,6 +67,7 @@ def _events(demo, index, prefix):
     return [{**row, "case_id": f"{prefix}-{case}"} for row in rows]
 
 
+@pytest.mark.databases("sqlite")  # nothing stored: once is enough
 def test_auth(server):
     assert server.get("/project/1", headers={}).status_code == 401
     assert server.get("/project/1", headers={}).json() == {"detail": "Not authenticated"}
@@ -177,6 +194,7 @@ def test_restart_between_posting_and_reading(server, trained_dir, sse_reader):
         ("", 400, "The request body is empty"),
     ],
 )
+@pytest.mark.databases("sqlite")  # nothing stored: once is enough
 def test_malformed_bodies(server, data, status, detail):
     server.put("/project/1/stream/start")
     server.wait_status(1, "STREAMING")
@@ -214,6 +232,7 @@ def test_simulation_over_http(server, sse_reader):
     server.wait_status(1, "TRAINED")
 
 
+@pytest.mark.databases("sqlite")  # nothing stored: once is enough
 def test_port_in_use_is_refused(server):
     taken = subprocess.run(
         [
@@ -234,6 +253,7 @@ def test_port_in_use_is_refused(server):
     assert f"Port {server.port} on 127.0.0.1 is already in use" in taken.stderr
 
 
+@pytest.mark.databases("sqlite")  # nothing stored: once is enough
 def test_hostile_uploads_get_413_naming_the_limit_and_the_server_goes_on(start_server, monkeypatch):
     import io
     import zipfile
@@ -320,8 +340,10 @@ def test_a_killed_server_loses_no_acknowledged_event_and_a_resuming_reader_gets_
     assert all(e["prescriptions"] for e in resumed.messages(seen) if not e["case_completed"])
 
 
-def test_idle_stream_is_kept_alive_with_pings_that_carry_the_cursor(served_dir, start_server, sse_reader):
-    server = start_server("--ping-interval", "0.3", data_dir=served_dir)
+def test_idle_stream_is_kept_alive_with_pings_that_carry_the_cursor(
+    served_dir, served_database, start_server, sse_reader
+):
+    server = start_server("--ping-interval", "0.3", data_dir=served_dir, database_url=served_database)
     server.put("/project/1/stream/start")
     server.wait_status(1, "STREAMING")
     reader = sse_reader(server, 1)

@@ -15,6 +15,8 @@ from prcore_core.prescriber import PrescriberError, PrescriberProcess, SparePres
 from prcore_core.settings import Settings
 from prcore_core.streaming import _STOP
 
+pytestmark = pytest.mark.databases  # on SQLite and on PostgreSQL (tests/conftest.py)
+
 
 def _train(core, demo):
     event_log = core.upload_event_log(demo.to_csv(), filename="loans.csv")
@@ -187,8 +189,8 @@ def test_simulation_replays_held_out_cases_and_finishes(core, demo):
     assert times == sorted(times)
 
 
-def test_restart_reactivates_streaming_and_prescribes_acknowledged_events(tmp_path, demo):
-    with PrCore(data_dir=tmp_path) as core:
+def test_restart_reactivates_streaming_and_prescribes_acknowledged_events(tmp_path, demo, database_url):
+    with PrCore(data_dir=tmp_path, database_url=database_url) as core:
         project = _train(core, demo)
         core.start_streaming(project.id)
         core.get_project(project.id).wait_until("STREAMING", 60)
@@ -197,7 +199,7 @@ def test_restart_reactivates_streaming_and_prescribes_acknowledged_events(tmp_pa
         active.thread.join(5)
         answers = [core.post_event(project.id, e) for e in _events_of(demo, 3)[:3]]
         assert core.streaming.prescribed_events(project.id) == []
-    with PrCore(data_dir=tmp_path) as core:
+    with PrCore(data_dir=tmp_path, database_url=database_url) as core:
         received = _collect(core, project.id)
         assert core.get_project(project.id).wait_until("STREAMING", 60).status is ProjectStatus.STREAMING
         pending = core.streaming.prescribed_events(project.id)
@@ -221,8 +223,10 @@ def _outputs(event: dict) -> dict:
     return {p["plugin"]["key"]: p["output"] for p in event["prescriptions"]}
 
 
-def test_a_killed_prescriber_process_is_replaced_and_its_burst_is_delivered_with_the_reason(tmp_path, demo):
-    settings = Settings(data_dir=tmp_path, prescribing_processes=True)
+def test_a_killed_prescriber_process_is_replaced_and_its_burst_is_delivered_with_the_reason(
+    tmp_path, demo, database_url
+):
+    settings = Settings(data_dir=tmp_path, database_url=database_url, prescribing_processes=True)
     with PrCore(settings=settings) as core:
         project = _train(core, demo)
         core.start_streaming(project.id)
@@ -249,7 +253,7 @@ def test_a_killed_prescriber_process_is_replaced_and_its_burst_is_delivered_with
         assert core.streaming._active[project.id].prescriber.process.pid != process.pid
         core.stop_streaming(project.id)
     # the replacement prescribed the third event from the whole prefix: as a prescriber that never died does
-    with PrCore(data_dir=tmp_path) as core:
+    with PrCore(data_dir=tmp_path, database_url=database_url) as core:
         received = _collect(core, project.id)
         core.start_streaming(project.id)
         core.get_project(project.id).wait_until("STREAMING", 60)
@@ -273,9 +277,9 @@ def _simulated(received: queue.Queue, timeout: float = 60) -> list[dict]:
     return events
 
 
-def test_activation_with_prescriber_processes_goes_live_and_the_project_answers_meanwhile(tmp_path, demo):
+def test_activation_with_prescriber_processes_goes_live_and_the_project_answers_meanwhile(tmp_path, demo, database_url):
     # a server's setting: the models load in a warm prescriber process, the simulation's replay in a worker
-    settings = Settings(data_dir=tmp_path, prescribing_processes=True)
+    settings = Settings(data_dir=tmp_path, database_url=database_url, prescribing_processes=True)
     with PrCore(settings=settings) as core:
         project = _train(core, demo)
         received = _collect(core, project.id)
