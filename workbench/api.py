@@ -57,8 +57,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds between keep-alive pings on an idle SSE connection.
 PING_INTERVAL = 15.0
-#: Seconds the SSE endpoint waits for a project that is still activating (reference 2.25).
-ACTIVATION_WAIT = 15.0
+#: Seconds the SSE endpoint waits for a project that is still activating (PrCore waited 15, reference 2.25; the
+#: first activation after a start, while the spare prescriber still imports, can take longer on a loaded machine).
+ACTIVATION_WAIT = 60.0
 TOKEN_FILE = "api_token"
 #: Largest page of ``GET /project/all`` (reference 2.13).
 MAX_PAGE_SIZE = 100
