@@ -18,7 +18,6 @@ def test_invalid_upload_shows_the_core_message_and_nothing_breaks(wb, files):
     wb.open(view="upload")
     wb.upload(".wb-upload-dropper", files / "broken.zip")
     wb.wait_text(".wb-upload-error", "ZIP file is corrupted")
-    wb.wait_text(".wb-upload-dropper", "Upload complete")
     wb.screenshot("upload-error")
     # another bad file replaces the message; a good one then parses: the page still works
     wb.upload(".wb-upload-dropper", files / "two-files.zip")

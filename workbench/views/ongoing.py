@@ -12,8 +12,7 @@ import param
 
 from workbench.views import prescriptions as rx
 from workbench.views.state import WorkbenchState, error_text
-from workbench.views.upload import CHUNK_SIZE, MAX_FILE_SIZE, SEPARATORS, new_file
-from workbench.views.widgets import Message, fmt_int, heading, table
+from workbench.views.widgets import SEPARATORS, FileDrop, Message, fmt_int, heading, table
 
 
 def prescriptions_long(result: dict) -> pd.DataFrame:
@@ -41,15 +40,19 @@ def prescriptions_long(result: dict) -> pd.DataFrame:
     )
 
 
-def prescriptions_wide(result: dict) -> pd.DataFrame:
-    """One row per case, one column per plugin (the summary of its prescription)."""
-    rows = []
+def prescriptions_wide(result: dict) -> tuple[pd.DataFrame, dict[str, str]]:
+    """One row per case, one column per plugin (the summary of its prescription, with why and a number to sort
+    by in hidden columns); and the column titles."""
+    rows, plugins = [], {}
     for case, items in result.items():
         row = {"case": case}
         for item in items:
-            row[(item.get("plugin") or {}).get("name") or item.get("type")] = rx.summary(item, full=True)
+            plugin = item.get("plugin") or {}
+            key = str(plugin.get("key") or item.get("type"))
+            plugins.setdefault(key, (key, plugin.get("name") or key, item.get("type")))
+            row.update(rx.cells(key, item))
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), {"case": "case", **rx.column_titles(list(plugins.values()))}
 
 
 class OngoingView(pn.viewable.Viewer):
@@ -59,22 +62,14 @@ class OngoingView(pn.viewable.Viewer):
 
     def __init__(self, state: WorkbenchState, **params):
         super().__init__(state=state, **params)
-        self.dropper = pn.widgets.FileDropper(
-            multiple=False,
-            chunk_size=CHUNK_SIZE,
-            max_file_size=MAX_FILE_SIZE,
-            layout="compact",
-            sizing_mode="stretch_width",
-            height=130,
-            css_classes=["wb-ongoing-dropper"],
-        )
+        self.dropper = FileDrop("wb-ongoing-dropper", self._dropped, height=130)
         self.separator = pn.widgets.Select(name="CSV separator", options=SEPARATORS, width=200)
         self.progress = pn.indicators.Progress(
             active=True, value=-1, visible=False, sizing_mode="stretch_width", height=12
         )
         self.status = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["wb-ongoing-status"])
         self.message = Message("wb-ongoing-error")
-        self.table = table("wb-ongoing-table", visible=False, pagination="local", page_size=20)
+        self.table = pn.Column(sizing_mode="stretch_width")  # a table per result: its columns are the plugins
         self.download = pn.widgets.FileDownload(
             callback=self._csv,
             filename="prescriptions.csv",
@@ -85,8 +80,6 @@ class OngoingView(pn.viewable.Viewer):
             css_classes=["wb-ongoing-download"],
         )
         self.result: dict | None = None
-        self._seen: dict[str, int] = {}
-        self.dropper.param.watch(self._dropped, "value")
         self.placeholder = pn.pane.HTML('<div class="wb-muted">Open a trained project on the Projects page.</div>')
         self.body = pn.Column(
             pn.pane.HTML(
@@ -122,11 +115,9 @@ class OngoingView(pn.viewable.Viewer):
         self.status.object = ""
         self.message.clear()
 
-    async def _dropped(self, event):
-        fresh = new_file(self.dropper, self._seen)
-        if fresh is None or self.state.project_id is None:
+    async def _dropped(self, name: str, data: bytes):
+        if self.state.project_id is None:
             return
-        name, data = fresh
         self.message.clear()
         self.table.visible = self.download.visible = False
         self.progress.visible = True
@@ -140,11 +131,12 @@ class OngoingView(pn.viewable.Viewer):
                 filename=name,
                 separator=self.separator.value or None,
             )
-            wide = await self.state.run(prescriptions_wide, result)
+            wide, titles = await self.state.run(prescriptions_wide, result)
         except Exception as exc:
             self.progress.visible = False
             self.status.object = ""
             self.message.error(error_text(exc))
+            self.dropper.reset()
             return
         self.progress.visible = False
         self.result = result
@@ -155,7 +147,16 @@ class OngoingView(pn.viewable.Viewer):
             "</div>"
         )
         self.download.filename = f"prescriptions-{name.rsplit('.', 1)[0]}.csv"
-        self.table.value = wide
+        self.table.objects = [
+            table(
+                "wb-ongoing-table",
+                explained=[c for c in titles if c != "case"],
+                value=wide,
+                titles=titles,
+                pagination="local",
+                page_size=20,
+            )
+        ]
         self.table.visible = self.download.visible = True
 
     def _csv(self):

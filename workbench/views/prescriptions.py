@@ -9,6 +9,28 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from workbench.views.widgets import SORT, WHY
+
+#: Column titles by prescription type (the plugin's name when a type occurs twice).
+SHORT_TITLES = {
+    "NEXT_ACTIVITY": "Next activity",
+    "ALARM": "Alarm",
+    "TREATMENT_EFFECT": "Treatment effect",
+    "RESOURCE_ALLOCATION": "Resource",
+    "REMAINING_TIME": "Remaining time",
+}
+
+
+def column_titles(plugins: list[tuple[str, str, str]]) -> dict[str, str]:
+    """Short titles of the plugins' columns (``(key, name, type)`` each): the type's words, or the name if the
+    type occurs twice (two next-activity plugins), so that the columns fit.
+
+    >>> column_titles([("a", "KNN", "NEXT_ACTIVITY"), ("b", "Boosted", "NEXT_ACTIVITY"), ("c", "Forest", "ALARM")])
+    {'a': 'KNN', 'b': 'Boosted', 'c': 'Alarm'}
+    """
+    kinds = [kind for _, _, kind in plugins]
+    return {key: SHORT_TITLES.get(kind, name) if kinds.count(kind) == 1 else name for key, name, kind in plugins}
+
 
 def _number(value) -> float | None:
     if isinstance(value, bool):
@@ -103,6 +125,79 @@ def _no_treatment(prescription: Mapping[str, Any], full: bool) -> str:
             words = "not possible here"
     detail = prescription.get("detail") or prescription.get("reason")
     return f"{words} — {detail}" if full and detail else words
+
+
+def explanation(prescription: Mapping[str, Any]) -> str:
+    """Why the plugin says what it says: its reason and detail, the threshold, the alternatives or the interval.
+
+    The summary of a cell ("ok 0%", "don't treat +0.72") leaves out why; this is the text shown beside it (the
+    tooltip of a table cell), the same words the CSV's ``detail`` column carries, and more.
+
+    >>> explanation({"type": "ALARM", "output": 0.2, "alarm": False, "threshold": 0.53})
+    'Alarm from 53.0% (the threshold chosen from the cost ratio); this case is at 20.0%.'
+    """
+    kind, output = prescription.get("type"), prescription.get("output")
+    parts: list[str] = []
+    if kind == "ALARM":
+        probability, threshold = alarm_probability(prescription), _number(prescription.get("threshold"))
+        if probability is not None and threshold is not None:
+            parts.append(
+                f"Alarm from {threshold:.1%} (the threshold chosen from the cost ratio); this case is at "
+                f"{probability:.1%}."
+            )
+    elif kind == "NEXT_ACTIVITY":
+        top = [t for t in prescription.get("top") or [] if isinstance(t, Mapping)]
+        if len(top) > 1:
+            parts.append(
+                "Most likely next: "
+                + ", ".join(f"{t.get('activity')} {_number(t.get('probability')) or 0:.0%}" for t in top)
+            )
+    elif kind == "TREATMENT_EFFECT" and isinstance(output, Mapping):
+        treated, untreated = _number(output.get("proba_if_treated")), _number(output.get("proba_if_untreated"))
+        if treated is not None and untreated is not None:
+            parts.append(f"Desired outcome {treated:.0%} if treated, {untreated:.0%} if not.")
+    elif kind == "REMAINING_TIME" and _number(output) is not None:
+        low, high = _number(prescription.get("lower")), _number(prescription.get("upper"))
+        share = _number(prescription.get("interval"))
+        if low is not None and high is not None:
+            parts.append(f"{share or 0.8:.0%} interval {duration(low)} to {duration(high)}.")
+        if prescription.get("expected_end"):
+            parts.append(f"Ends about {_clock(prescription['expected_end'])}.")
+    propensity = _number(prescription.get("propensity"))
+    for text in (prescription.get("reason"), prescription.get("detail")):
+        text = str(text).strip() if text else ""
+        if text and not any(text in part for part in parts):
+            parts = [part for part in parts if part not in text]
+            parts.append(text)
+    if propensity is not None and kind in ("TREATMENT_EFFECT", "RESOURCE_ALLOCATION"):
+        parts.append(f"Propensity (how often cases like this were treated) {propensity:.2g}.")
+    return " ".join(parts)
+
+
+def cells(column: str, prescription: Mapping[str, Any] | None, full: bool = False) -> dict[str, Any]:
+    """A table's cells for one prescription: its summary in ``column``, why in the hidden ``__why`` column and the
+    number it sorts by in ``__sort`` (see :func:`workbench.views.widgets.table`)."""
+    if prescription is None:
+        return {column: "", column + WHY: "", column + SORT: None}
+    return {
+        column: summary(prescription, full=full),
+        column + WHY: explanation(prescription),
+        column + SORT: sort_value(prescription),
+    }
+
+
+def sort_value(prescription: Mapping[str, Any]) -> float | None:
+    """The number a column of this prescription sorts by: probability, effect or remaining seconds."""
+    kind, output = prescription.get("type"), prescription.get("output")
+    if kind == "ALARM":
+        return alarm_probability(prescription)
+    if kind == "NEXT_ACTIVITY":
+        return _number(prescription.get("probability"))
+    if kind in ("TREATMENT_EFFECT", "RESOURCE_ALLOCATION"):
+        return treatment_effect(prescription)
+    if kind == "REMAINING_TIME":
+        return _number(output)
+    return _number(output)
 
 
 def alarm_probability(prescription: Mapping[str, Any]) -> float | None:

@@ -10,12 +10,7 @@ import param
 
 from prcore_core.project import EventLog
 from workbench.views.state import WorkbenchState, error_text
-from workbench.views.widgets import Message, fmt_int, heading, table
-
-#: Bytes per WebSocket message of the chunked upload.
-CHUNK_SIZE = 8 * 1024 * 1024
-MAX_FILE_SIZE = "2048MB"
-SEPARATORS = {"Detect automatically": "", "Comma  ,": ",", "Semicolon  ;": ";", "Tab": "\t", "Pipe  |": "|"}
+from workbench.views.widgets import SEPARATORS, FileDrop, Message, fmt_int, heading, table
 
 
 def _size(n: int) -> str:
@@ -26,27 +21,32 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def new_file(dropper: pn.widgets.FileDropper, seen: dict[str, int]) -> tuple[str, bytes] | None:
-    """The file just dropped (the dropper keeps earlier ones in its value and changes it in place)."""
-    found = None
-    for name, data in dropper.value.items():
-        if seen.get(name) != id(data):
-            seen[name] = id(data)
-            found = (name, data)
-    for name in set(seen) - set(dropper.value):
-        del seen[name]
-    if found is None:
-        return None
-    name, data = found
-    dropper.value.clear()  # the caller keeps the one copy it needs (uploads can be hundreds of MB)
-    dropper.mime_type.clear()
-    seen.clear()
-    return name, data.encode("utf-8") if isinstance(data, str) else data  # text/* files arrive decoded
-
-
 def preview_frame(event_log: EventLog) -> pd.DataFrame:
     """The first rows of an uploaded log, as the core stored them."""
     return pd.DataFrame(event_log.preview, columns=event_log.columns_header)
+
+
+#: The preview's cells and titles wrap (within a word if need be) instead of being cut off at their column's edge.
+PREVIEW_CSS = """
+.tabulator-cell, .tabulator-col-title {white-space: normal !important; overflow-wrap: anywhere;}
+"""
+
+
+def preview_table(frame: pd.DataFrame) -> pn.widgets.Tabulator:
+    """The preview with every column in view: the columns share the width after their longest texts, and texts wrap
+    where it is short (a log of many columns scrolls sideways once they are at their narrowest)."""
+    # a share after the longest text, plus room for the padding and the sort arrow
+    columns = [
+        {"field": str(name), "widthGrow": 6 + max(len(str(v)) for v in [name, *frame[name].tolist()])}
+        for name in frame.columns
+    ]
+    return table(
+        "wb-upload-preview",
+        value=frame,
+        layout="fit_columns",
+        stylesheets=[PREVIEW_CSS],
+        configuration={"columnDefaults": {"minWidth": 70, "headerWordWrap": True}, "columns": columns},
+    )
 
 
 class UploadView(pn.viewable.Viewer):
@@ -56,16 +56,7 @@ class UploadView(pn.viewable.Viewer):
 
     def __init__(self, state: WorkbenchState, **params):
         super().__init__(state=state, **params)
-        self.dropper = pn.widgets.FileDropper(
-            multiple=False,
-            chunk_size=CHUNK_SIZE,
-            max_file_size=MAX_FILE_SIZE,
-            layout="compact",
-            sizing_mode="stretch_width",
-            height=160,
-            css_classes=["wb-upload-dropper"],
-            name="Event log file",
-        )
+        self.dropper = FileDrop("wb-upload-dropper", self._dropped, height=160, name="Event log file")
         self.separator = pn.widgets.Select(
             name="CSV separator", options=SEPARATORS, width=200, css_classes=["wb-separator"]
         )
@@ -83,7 +74,7 @@ class UploadView(pn.viewable.Viewer):
         self.status = pn.pane.HTML(css_classes=["wb-upload-status"], sizing_mode="stretch_width")
         self.message = Message("wb-upload-error")
         self.summary = pn.pane.HTML(css_classes=["wb-upload-summary"], sizing_mode="stretch_width")
-        self.preview = table("wb-upload-preview", visible=False, layout="fit_data_fill")
+        self.preview = pn.Column(sizing_mode="stretch_width", visible=False, margin=0)  # a table per file
         self.next_button = pn.widgets.Button(
             name="Next: define the columns →",
             button_type="primary",
@@ -92,10 +83,8 @@ class UploadView(pn.viewable.Viewer):
             width=240,
         )
         self.next_button.on_click(lambda _: self.state.go("columns"))
-        self.dropper.param.watch(self._dropped, "value")
         self.reparse.on_click(self._reparse)
         self._file: tuple[str, bytes] | None = None
-        self._seen: dict[str, int] = {}
         self.layout = pn.Column(
             heading("1 · Upload an event log"),
             pn.pane.HTML(
@@ -116,11 +105,7 @@ class UploadView(pn.viewable.Viewer):
             css_classes=["wb-view-upload"],
         )
 
-    async def _dropped(self, event):
-        fresh = new_file(self.dropper, self._seen)
-        if fresh is None:
-            return
-        name, data = fresh
+    async def _dropped(self, name: str, data: bytes):
         self._file = (name, data)
         await self._parse()
 
@@ -146,6 +131,7 @@ class UploadView(pn.viewable.Viewer):
             self.status.object = ""
             self.message.error(error_text(exc))
             self.reparse.visible = True
+            self.dropper.reset()  # not "Upload complete" beside the error: the zone is ready for another file
             return
         self.progress.visible = False
         self.reparse.visible = True
@@ -157,7 +143,7 @@ class UploadView(pn.viewable.Viewer):
             f"<b>{case_text}</b> cases · <b>{len(event_log.columns_header)}</b> columns</div>"
             f'<div class="wb-muted">First {len(event_log.preview)} rows:</div>'
         )
-        self.preview.value = preview_frame(event_log)
+        self.preview.objects = [preview_table(preview_frame(event_log))]
         self.preview.visible = self.next_button.visible = True
         with param.parameterized.batch_call_watchers(self.state):
             self.state.analysis = None

@@ -1,12 +1,15 @@
-"""Small pieces every view uses: the inline message next to a control, status badges, number formatting."""
+"""Small pieces every view uses: the inline message next to a control, status badges, number formatting, the
+file drop zone and the tables."""
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Awaitable, Callable, Sequence
 
 import pandas as pd
 import panel as pn
+from panel.io import JSCode
 
 #: Colours of project and plugin statuses (badges and progress bars).
 STATUS_COLOURS = {
@@ -108,13 +111,105 @@ def heading(text: str, level: int = 2) -> pn.pane.HTML:
     )
 
 
-def table(css_class: str, **params) -> pn.widgets.Tabulator:
-    """A read-only table with the workbench's look and a stable CSS class."""
+#: Suffixes of the hidden columns that go with a shown column ``c`` of a table: ``c__why`` is the text of its
+#: tooltip (why the plugin says so), ``c__sort`` the number it sorts by ("ok 8%" below "ok 77%").
+WHY, SORT = "__why", "__sort"
+
+#: The tooltip of a cell: its ``__why`` text, else the cell's own text when it does not fit its column (as text,
+#: never markup: values come from the log).
+_TOOLTIP = """(e, cell) => {
+  const element = cell.getElement();
+  const why = cell.getData()[cell.getField() + "__why"];
+  const text = why ? why : (element.scrollWidth > element.clientWidth ? String(cell.getValue() ?? "") : "");
+  if (!text) { return false; }
+  const tip = document.createElement("div");
+  tip.className = "wb-tooltip";
+  tip.textContent = text;
+  return tip;
+}"""
+#: Sorts a column by its hidden ``__sort`` number; cells without one come last in both directions.
+_SORTER = """(a, b, aRow, bRow, column, dir) => {
+  const field = column.getField() + "__sort";
+  const x = aRow.getData()[field], y = bRow.getData()[field];
+  const xMissing = x == null || Number.isNaN(x), yMissing = y == null || Number.isNaN(y);
+  if (xMissing || yMissing) { return xMissing === yMissing ? 0 : (xMissing === (dir === "asc") ? 1 : -1); }
+  return x - y;
+}"""
+
+
+def table(css_class: str, explained: Sequence[str] = (), **params) -> pn.widgets.Tabulator:
+    """A read-only table with the workbench's look and a stable CSS class.
+
+    Every cell whose text is cut off by its column shows the full text on hover. The ``explained`` columns carry
+    hidden ``__why`` and ``__sort`` columns (:func:`workbench.views.prescriptions.cells`): their cells show why on
+    hover and the column sorts by the number, not by the text.
+    """
+    configuration = dict(params.pop("configuration", {}))
+    configuration["columnDefaults"] = {"tooltip": JSCode(_TOOLTIP), **configuration.get("columnDefaults", {})}
+    configuration["columns"] = [
+        *({"field": c, "sorter": JSCode(_SORTER)} for c in explained),
+        *configuration.get("columns", []),
+    ]
     params = {
         "show_index": False,
         "disabled": True,
         "sizing_mode": "stretch_width",
         "layout": "fit_data_stretch",
         **params,
+        "hidden_columns": [f"{c}{suffix}" for c in explained for suffix in (WHY, SORT)]
+        + list(params.get("hidden_columns", [])),
+        "stylesheets": [TABLE_CSS, *params.get("stylesheets", [])],
     }
-    return pn.widgets.Tabulator(pd.DataFrame(), stylesheets=[TABLE_CSS], css_classes=[css_class], **params)
+    value = params.pop("value", None)
+    return pn.widgets.Tabulator(
+        pd.DataFrame() if value is None else value, css_classes=[css_class], configuration=configuration, **params
+    )
+
+
+#: Bytes per WebSocket message of a chunked upload.
+CHUNK_SIZE = 8 * 1024 * 1024
+MAX_FILE_SIZE = "2048MB"
+#: The CSV separators offered next to a drop zone (label -> separator; "" lets the core detect it).
+SEPARATORS = {"Detect automatically": "", "Comma  ,": ",", "Semicolon  ;": ";", "Tab": "\t", "Pipe  |": "|"}
+
+
+class FileDrop(pn.viewable.Viewer):
+    """A drop zone for one log file (chunked, so hundreds of MB are fine) handing each dropped file to ``on_file``.
+
+    The browser's drop zone marks a file "Upload complete" once its bytes arrived, before the core has read them;
+    :meth:`reset` gives a fresh, empty zone, so a file the core refused is not shown beside its error as complete.
+    """
+
+    def __init__(self, css_class: str, on_file: Callable[[str, bytes], Awaitable[None]], height: int, **params):
+        super().__init__()
+        self.css_class, self.on_file, self.height, self.params = css_class, on_file, height, params
+        self.holder = pn.Column(sizing_mode="stretch_width", margin=0)
+        self.reset()
+
+    def reset(self) -> None:
+        """An empty drop zone in place of the current one."""
+        self.dropper = pn.widgets.FileDropper(
+            multiple=False,
+            chunk_size=CHUNK_SIZE,
+            max_file_size=MAX_FILE_SIZE,
+            layout="compact",
+            sizing_mode="stretch_width",
+            height=self.height,
+            css_classes=[self.css_class],
+            **self.params,
+        )
+        self.dropper.param.watch(self._dropped, "value")
+        self.holder.objects = [self.dropper]
+
+    async def _dropped(self, event) -> None:
+        dropper = event.obj
+        if dropper is not self.dropper or not dropper.value:
+            return
+        name, data = next(iter(dropper.value.items()))
+        # the dropper changes its value in place and keeps earlier files: keep only the one copy the view needs
+        dropper.value.clear()
+        dropper.mime_type.clear()
+        await self.on_file(name, data.encode("utf-8") if isinstance(data, str) else data)  # text/* arrives decoded
+
+    def __panel__(self):
+        return self.holder
