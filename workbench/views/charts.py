@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from bokeh.models import ColumnDataSource, HoverTool, LinearAxis, Range1d
+from bokeh.models import ColumnDataSource, HoverTool, LinearAxis, NumeralTickFormatter, Range1d
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
@@ -30,8 +30,29 @@ def _base(title: str, height: int, **kwargs):
     return plot
 
 
+def flowing(plot, basis: int = 340):
+    """Let a chart of a :class:`panel.FlexBox` lie beside the others while each gets ``basis`` pixels, and below them
+    on a narrower window (a figure that stretches would otherwise take a whole line, or squeeze its neighbours)."""
+    plot.styles = {"flex": f"1 1 {basis}px", "min-width": "0"}
+    return plot
+
+
+def _bar_labels(values: Sequence[float], end: float) -> dict[str, list]:
+    """Where each bar's label goes: inside the end of a long bar (in white), after a short one.
+
+    A label after the longest bar would run past the axis whatever its range (its width is in pixels, the axis in
+    data units); inside the bar it never does.
+    """
+    inside = [v > end * 0.5 for v in values]
+    return {
+        "label_align": ["right" if i else "left" for i in inside],
+        "label_offset": [-4 if i else 4 for i in inside],
+        "label_colour": ["white" if i else "#444" for i in inside],
+    }
+
+
 def bar_chart(counts: Mapping[str, int], title: str, limit: int = 30, colour: str = BLUE):
-    """Horizontal bars of ``counts`` (most frequent on top), at most ``limit`` of them."""
+    """Horizontal bars of ``counts`` (most frequent on top), at most ``limit`` of them, each labelled with its count."""
     items = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)
     hidden = len(items) - limit
     items = items[:limit]
@@ -40,21 +61,24 @@ def bar_chart(counts: Mapping[str, int], title: str, limit: int = 30, colour: st
     if hidden > 0:
         title = f"{title} (top {limit} of {limit + hidden})"
     height = max(160, 22 * len(labels) + 60)
-    plot = _base(title, height, y_range=labels or [""], x_axis_label="events")
-    source = ColumnDataSource({"label": labels, "value": values, "text": [f"{v:,}" for v in values]})
+    end = max(values, default=0) or 1
+    plot = _base(title, height, y_range=labels or [""], x_range=Range1d(0, end * 1.02), x_axis_label="events")
+    source = ColumnDataSource(
+        {"label": labels, "value": values, "text": [f"{v:,}" for v in values], **_bar_labels(values, end)}
+    )
     plot.hbar(y="label", right="value", height=0.7, source=source, color=colour)
     plot.text(
         x="value",
         y="label",
         text="text",
         source=source,
-        x_offset=4,
+        x_offset="label_offset",
+        text_align="label_align",
+        text_color="label_colour",
         text_baseline="middle",
         text_font_size="11px",
-        text_color="#444",
+        name="bar-labels",
     )
-    plot.x_range.start = 0
-    plot.x_range.range_padding = 0.15
     plot.ygrid.grid_line_color = None
     plot.add_tools(HoverTool(tooltips=[("", "@label"), ("events", "@value{0,0}")]))
     return plot
@@ -198,27 +222,30 @@ class Histogram:
 
 
 class ShareChart:
-    """Horizontal bars: the share of prescriptions that recommend the treatment, per plugin."""
+    """Horizontal bars: the share of prescriptions that recommend the treatment, per plugin (0 to 100 %)."""
 
     def __init__(self, labels: Sequence[str]):
         self.names = list(labels)
         labels = self.names or ["(no treatment plugin)"]
         self.labels = labels
         self.source = ColumnDataSource({"label": labels, "share": [0.0] * len(labels), "text": [""] * len(labels)})
-        self.plot = _base(
-            "Share of treatments recommended", 90 + 40 * len(labels), y_range=labels, x_range=Range1d(0, 1.25)
-        )
+        self.source.data.update(_bar_labels([0.0] * len(labels), 1.0))
+        self.plot = _base("Treatments recommended", 90 + 40 * len(labels), y_range=labels, x_range=Range1d(0, 1))
         self.plot.hbar(y="label", right="share", height=0.6, source=self.source, color="#2a9d8f")
         self.plot.text(
             x="share",
             y="label",
             text="text",
             source=self.source,
-            x_offset=4,
+            x_offset="label_offset",
+            text_align="label_align",
+            text_color="label_colour",
             text_baseline="middle",
             text_font_size="11px",
+            name="bar-labels",
         )
         self.plot.xaxis.axis_label = "share of prescriptions"
+        self.plot.xaxis.formatter = NumeralTickFormatter(format="0%")
         self.plot.ygrid.grid_line_color = None
 
     def update(self, shares: Mapping[str, tuple[int, int]]) -> None:
@@ -227,4 +254,4 @@ class ShareChart:
             yes, total = shares.get(label, (0, 0))
             values.append(yes / total if total else 0.0)
             texts.append(f"{yes / total:.0%} of {total:,}" if total else "no prescription yet")
-        self.source.data = {"label": self.labels, "share": values, "text": texts}
+        self.source.data = {"label": self.labels, "share": values, "text": texts, **_bar_labels(values, 1.0)}

@@ -14,6 +14,7 @@ import json
 
 import panel as pn
 import param
+from bokeh.models import Tooltip
 
 from prcore_core import registry
 from prcore_core.columns import ColumnsDefinition, Family, family
@@ -74,10 +75,10 @@ class ConditionRow(pn.viewable.Viewer):
         column = condition.get("column") if condition.get("column") in options else None
         if column is None:
             column = context.columns.activity if context.columns.activity in options else options[0]
-        self.column = pn.widgets.Select(options=options, value=column, width=190, css_classes=["wb-cond-column"])
-        self.operator = pn.widgets.Select(width=210, css_classes=["wb-cond-operator"])
-        self.value_select = pn.widgets.Select(width=260, css_classes=["wb-cond-value", "wb-cond-value-select"])
-        self.value_text = pn.widgets.TextInput(width=260, css_classes=["wb-cond-value", "wb-cond-value-text"])
+        self.column = pn.widgets.Select(options=options, value=column, width=170, css_classes=["wb-cond-column"])
+        self.operator = pn.widgets.Select(width=180, css_classes=["wb-cond-operator"])
+        self.value_select = pn.widgets.Select(width=240, css_classes=["wb-cond-value", "wb-cond-value-select"])
+        self.value_text = pn.widgets.TextInput(width=240, css_classes=["wb-cond-value", "wb-cond-value-text"])
         self.remove = pn.widgets.Button(name="✕", width=36, button_style="outline", css_classes=["wb-cond-remove"])
         self.remove.on_click(lambda _: editor.remove_condition(self))
         self._set_operators(condition.get("operator"))
@@ -329,23 +330,38 @@ class DefinitionEditor(pn.viewable.Viewer):
 
 
 def parameter_widget(instance: param.Parameterized, name: str) -> pn.viewable.Viewable:
-    """The input for one declared parameter, linked to it (numbers as inputs: a parameter may be unset)."""
+    """The input for one declared parameter, linked to it (numbers as inputs: a parameter may be unset), with its
+    documentation behind a help icon."""
     declared = instance.param[name]
-    options = {"css_classes": [f"wb-param-{slug(name)}"], "width": 210, "margin": (5, 10)}
-    if declared.doc:
-        options["description"] = " ".join(declared.doc.split())
+    options = {"css_classes": [f"wb-param-{slug(name)}"], "width": 210, "margin": (5, 0, 5, 10)}
     if isinstance(declared, param.Boolean):
-        options.pop("description", None)
         return pn.widgets.Checkbox.from_param(declared, **options)
+    # no description: the help icon below replaces the one ``from_param`` makes of the parameter's doc
+    options["description"] = None
     if isinstance(declared, param.Integer):
-        return pn.widgets.IntInput.from_param(declared, **options)
-    if isinstance(declared, param.Number):
-        return pn.widgets.FloatInput.from_param(declared, **options)
-    if isinstance(declared, param.Selector):
-        return pn.widgets.Select.from_param(declared, **options)
-    if isinstance(declared, param.String):
-        return pn.widgets.TextInput.from_param(declared, **options)
-    return pn.Param(instance, parameters=[name], show_name=False, css_classes=options["css_classes"])
+        widget = pn.widgets.IntInput.from_param(declared, **options)
+    elif isinstance(declared, param.Number):
+        widget = pn.widgets.FloatInput.from_param(declared, **options)
+    elif isinstance(declared, param.Selector):
+        widget = pn.widgets.Select.from_param(declared, **options)
+    elif isinstance(declared, param.String):
+        widget = pn.widgets.TextInput.from_param(declared, **options)
+    else:
+        return pn.Param(instance, parameters=[name], show_name=False, css_classes=[f"wb-param-{slug(name)}"])
+    if not declared.doc:
+        return widget
+    # The widgets' own help tooltip opens to the right and is cut off at the page's edge for the inputs on the
+    # right: this one opens to the right where there is room, else to the left.
+    tooltip = Tooltip(
+        content=" ".join(declared.doc.split()),
+        position="left",
+        attachment="horizontal",
+        stylesheets=[":host { white-space: initial; max-width: 300px; }"],
+    )
+    help_icon = pn.widgets.TooltipIcon(
+        value=tooltip, margin=(30, 10, 0, 4), css_classes=[f"wb-param-help-{slug(name)}"]
+    )
+    return pn.Row(widget, help_icon, margin=0)
 
 
 class PluginForm(pn.viewable.Viewer):
@@ -401,9 +417,7 @@ class PluginForm(pn.viewable.Viewer):
             self.form.objects = [pn.pane.HTML("No parameters.")]
             return
         widgets = [parameter_widget(self.instance, name) for name in self.names]
-        self.form.objects = [
-            pn.GridBox(*widgets, ncols=4, sizing_mode="stretch_width", css_classes=["wb-plugin-params"])
-        ]
+        self.form.objects = [pn.FlexBox(*widgets, sizing_mode="stretch_width", css_classes=["wb-plugin-params"])]
 
     def parameters(self) -> dict:
         """The parameters that differ from the declared defaults."""

@@ -53,7 +53,7 @@ class OutcomeTreatmentView(pn.viewable.Viewer):
                 sizing_mode="stretch_width",
             ),
             self.plugins_box,
-            pn.Row(self.project_name, self.description, self.create_button),
+            pn.FlexBox(self.project_name, self.description, self.create_button, align_items="flex-end"),
             self.message,
             sizing_mode="stretch_width",
             visible=False,

@@ -88,13 +88,14 @@ class ProjectRow(pn.viewable.Viewer):
         elif project.progress_message and project.status in BUSY:
             status += f'<div class="wb-muted">{project.progress:.0%} · {html.escape(project.progress_message)}</div>'
         self.info.object = (
-            '<div style="display:flex;gap:18px;align-items:flex-start">'
-            '<div class="wb-project-name" style="flex:2.2 1 0;min-width:180px">'
+            # wraps on a narrow window rather than running under the buttons beside it
+            '<div style="display:flex;flex-wrap:wrap;gap:6px 18px;align-items:flex-start">'
+            '<div class="wb-project-name" style="flex:2.2 1 180px;min-width:160px">'
             f'<div style="font-size:16px;font-weight:600">{html.escape(project.name)}</div>'
             f'<div class="wb-muted">#{project.id} · {html.escape(project.event_log.file_name)} · '
             f"{fmt_int(project.event_log.n_rows)} events</div>{description}</div>"
-            f'<div class="wb-project-status" data-status="{project.status}" style="flex:1.3 1 0">{status}</div>'
-            f'<div class="wb-project-plugins" style="flex:2.4 1 0">{plugins_html(project)}</div>'
+            f'<div class="wb-project-status" data-status="{project.status}" style="flex:1.3 1 90px">{status}</div>'
+            f'<div class="wb-project-plugins" style="flex:2.4 1 220px;min-width:0">{plugins_html(project)}</div>'
             f'<div class="wb-muted" style="flex:0 0 150px;font-size:12px;white-space:nowrap">created '
             f"{fmt_time(project.created_at)}<br>"
             f"updated {fmt_time(project.updated_at or project.created_at)}</div></div>"

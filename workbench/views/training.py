@@ -10,7 +10,7 @@ import param
 
 from prcore_core.project import PluginState, Project
 from prcore_core.status import PLUGIN_TRAINED, PRESCRIBABLE
-from workbench.views.charts import metrics_by_prefix_length, plugin_beside_baselines, reliability_chart
+from workbench.views.charts import flowing, metrics_by_prefix_length, plugin_beside_baselines, reliability_chart
 from workbench.views.state import WorkbenchState
 from workbench.views.widgets import Message, badge, fmt_int, heading, slug
 
@@ -281,7 +281,10 @@ class PluginPanel(pn.viewable.Viewer):
         if curves:
             plots.append(reliability_chart(curves, f"{name}: reliability of the probabilities (held out)"))
         self.plot.objects = [
-            pn.Row(*[pn.pane.Bokeh(p, sizing_mode="stretch_width") for p in plots], sizing_mode="stretch_width")
+            pn.FlexBox(
+                *[pn.pane.Bokeh(flowing(p, basis=480), sizing_mode="stretch_width") for p in plots],
+                sizing_mode="stretch_width",
+            )
         ]
 
     def __panel__(self):
