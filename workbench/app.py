@@ -14,8 +14,10 @@ from concurrent.futures import Executor
 
 import panel as pn
 import param
+from bokeh.models import CustomJS
 
 from prcore_core import PrCore
+from workbench.views.live import PointerWatch
 from workbench.views.state import PAGES, PROJECT_PAGES, REFRESH_SECONDS, WorkbenchState
 from workbench.views.widgets import CSS, badge
 
@@ -31,6 +33,43 @@ _VIEWS = {
 }
 
 pn.extension("tabulator", "filedropper", raw_css=[CSS], notifications=False)
+
+#: Below this window width the sidebar is folded away (the main area needs 800 px) and opens over the page.
+NARROW_PX = 1100
+#: The open sidebar of a narrow window lies over the page instead of squeezing it.
+SIDEBAR_CSS = f"""
+@media (max-width: {NARROW_PX - 1}px) {{
+  #sidebar.show, #sidebar.collapsing {{position: absolute; z-index: 1040; height: 100%; background: white;
+                                       box-shadow: 4px 0 12px rgba(0, 0, 0, .18);}}
+  #content {{position: relative;}}
+}}
+"""
+#: Run once the page is built: fold the sidebar of a narrow window (and when a window becomes narrow), unfold it
+#: when the window becomes wide, and fold it again after a page was chosen in it on a narrow window.
+SIDEBAR_JS = f"""
+const sidebar = document.getElementById("sidebar");
+const toggle = document.getElementById("sidebar-toggle");
+if (sidebar && !sidebar.dataset.wbFolding) {{
+  sidebar.dataset.wbFolding = "1";
+  const narrow = window.matchMedia("(max-width: {NARROW_PX - 1}px)");
+  const show = (open) => {{
+    if (sidebar.classList.contains("collapsing")) {{  // still sliding open or shut: once it is done
+      sidebar.addEventListener("transitionend", () => show(open), {{once: true}});
+      return;
+    }}
+    sidebar.classList.toggle("show", open);
+    if (toggle) {{ toggle.setAttribute("aria-expanded", String(open)); }}
+  }};
+  if (narrow.matches) {{ show(false); }}
+  narrow.addEventListener("change", (event) => show(!event.matches));
+  sidebar.addEventListener("click", (event) => {{
+    const path = event.composedPath();
+    if (narrow.matches && path.some((node) => node.classList && node.classList.contains("wb-nav"))) {{
+      show(false);
+    }}
+  }});
+}}
+"""
 
 
 class Navigation(pn.viewable.Viewer):
@@ -138,10 +177,15 @@ def create_app(
     template = pn.template.BootstrapTemplate(
         title="PrCore Workbench",
         sidebar=[workbench.navigation],
-        main=[workbench],
+        # A hidden PointerWatch makes its model's type known to the page from the start: the live view, built on a
+        # later visit, adds one (the browser cannot resolve a custom model's type that arrives later).
+        main=[workbench, PointerWatch(visible=False)],
         sidebar_width=250,
         header_background="#1d3557",
+        raw_css=[SIDEBAR_CSS],
     )
+    if pn.state.curdoc is not None:
+        pn.state.curdoc.js_on_event("document_ready", CustomJS(code=SIDEBAR_JS))
     return template
 
 

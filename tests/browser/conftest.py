@@ -78,6 +78,30 @@ def trained_server(tmp_path_factory, server_class):
     server.stop()
 
 
+#: Reads BokehJS' views of the page: for each text glyph of a figure whose title starts with the argument, where
+#: its labels are drawn and where its plot frame is.
+CHART_LABELS_JS = """(title) => {
+  const labels = [], seen = new Set();
+  const walk = (view) => {
+    if (!view || seen.has(view)) { return; }
+    seen.add(view);
+    const plot = view.parent;
+    if (view.model?.type === "GlyphRenderer" && view.glyph?.model.type === "Text" && plot?.model?.title
+        && String(plot.model.title.text).startsWith(title)) {
+      const frame = plot.frame.bbox, texts = Array.from(view.glyph.text);
+      for (let i = 0; i < view.glyph.data_size; i++) {
+        const rect = view.glyph.rect_i(i), xs = [rect.p0.x, rect.p1.x, rect.p2.x, rect.p3.x];
+        labels.push({text: String(texts[i]), left: Math.min(...xs), right: Math.max(...xs),
+                     frame_left: frame.left, frame_right: frame.right, x_end: plot.model.x_range.end});
+      }
+    }
+    for (const child of (view.children ? view.children() : [])) { walk(child); }
+  };
+  for (const root of Bokeh.index.roots) { walk(root); }
+  return labels;
+}"""
+
+
 class Workbench:
     """The dashboard in one browser page, with waits on conditions (never fixed sleeps)."""
 
@@ -136,6 +160,30 @@ class Workbench:
                 if attempt == 2:
                     raise
         freeze.uncheck()
+
+    def point_at(self, css: str) -> None:
+        """Move the pointer over an element as a person does (no waiting for the element to hold still first)."""
+        element = self.find(css)
+        element.scroll_into_view_if_needed()
+        box = element.bounding_box()
+        self.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+    def chart_labels(self, title: str) -> list[dict]:
+        """The text labels drawn in the charts whose title starts with ``title``: each label's left and right edge
+        on the canvas, its plot frame's edges (labels are cut off at the frame) and the x axis' end."""
+        return self.page.evaluate(CHART_LABELS_JS, title)
+
+    def wait_chart_labels(self, title: str, pattern: str = ".", timeout: float = TIMEOUT_MS) -> list[dict]:
+        """:meth:`chart_labels` once one of the labels matches ``pattern`` (a JavaScript regular expression)."""
+        self.page.wait_for_function(
+            f"([title, pattern]) => ({CHART_LABELS_JS})(title).some((label) => new RegExp(pattern).test(label.text))",
+            arg=[title, pattern],
+            timeout=timeout,
+        )
+        return self.chart_labels(title)
+
+    def box(self, css: str) -> dict:
+        return self.find(css).bounding_box()
 
     def screenshot(self, name: str, max_height: int = 2400) -> Path:
         """The whole view: the page grows to the height of the template's scrolling main area for the picture."""
