@@ -98,6 +98,12 @@ class UploadTooLargeError(InvalidEventLogError):
     status_code = 413
 
 
+class StorageError(PrCoreError):
+    """The database could not store what was sent: the client may send it again (a 5xx, so it retries)."""
+
+    status_code = 503
+
+
 class AuthenticationError(PrCoreError):
     """Missing or wrong credentials."""
 

@@ -535,6 +535,7 @@ class PrCore:
             session.commit()
             project_id, run = project.id, project.training_run
             snapshot = Project.from_record(project, self)
+        self.results.wake()
         self.trainer.submit(project_id, run)
         return snapshot
 

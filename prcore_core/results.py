@@ -123,7 +123,7 @@ class DatasetResults:
 
     def attach(self, session, event_log_id: int, project_id: int) -> str | None:
         """Give the datasets held for an event log to its new project (in the caller's transaction); the newest
-        one's key, or ``None`` when none was uploaded."""
+        one's key, or ``None`` when none was uploaded; :meth:`wake` once the transaction is committed."""
         held = session.scalars(
             select(DatasetResultRecord)
             .where(DatasetResultRecord.event_log_id == event_log_id, DatasetResultRecord.project_id.is_(None))
@@ -132,8 +132,12 @@ class DatasetResults:
         for record in held:
             record.project_id = project_id
             record.expires_at = utcnow() + self.ttl  # counted from when it can start, not from the upload
-        self._wake.set()
         return held[-1].key if held else None
+
+    def wake(self) -> None:
+        """Look for datasets to start now: call after committing a change that may let one start (woken before
+        the commit, the watcher would read the old state and sleep until the next dataset arrives)."""
+        self._wake.set()
 
     # -- reading ------------------------------------------------------------------------------------------------
     def get(self, project_id: int, key: str) -> dict[str, Any]:

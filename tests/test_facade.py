@@ -238,6 +238,7 @@ def test_restart_during_training_resumes(tmp_path, demo, database_url):
     core.executor.shutdown(wait=True)  # nothing can run: as if the process died right after creating
     with pytest.raises(RuntimeError):
         core.create_project(event_log.id, positive_outcome=demo.outcome)
+    core.results.close()  # its threads would have died with the process
     core.engine.dispose()
     with PrCore(data_dir=tmp_path, database_url=database_url) as restarted:
         project = restarted.list_projects()[0]

@@ -122,6 +122,48 @@ def test_concurrent_posts_are_each_stored_once_in_order_and_completion_is_final(
             core.post_event(streaming_project.id, events[0])
 
 
+def _refuse_case_in_the_database(core, case_id: str) -> None:
+    """A trigger that makes the database refuse one case's row, as a full disk or a constraint would."""
+    from sqlalchemy import text
+
+    with core.sessions() as session:
+        if session.bind.dialect.name == "sqlite":
+            session.execute(text(
+                f"CREATE TRIGGER refuse BEFORE INSERT ON \"case\" WHEN NEW.case_id = '{case_id}' "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            ))  # fmt: skip
+        else:
+            session.execute(text(
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                f"IF NEW.case_id = '{case_id}' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; "
+                "END $$ LANGUAGE plpgsql"
+            ))  # fmt: skip
+            session.execute(
+                text('CREATE TRIGGER refuse BEFORE INSERT ON "case" FOR EACH ROW EXECUTE FUNCTION refuse()')
+            )
+        session.commit()
+
+
+def test_an_event_the_database_refuses_never_refuses_the_events_committed_beside_it(core, demo, streaming_project):
+    # the journal writes events posted meanwhile in one transaction; when the database refuses one of them, the
+    # others are written one by one and acknowledged, and the refused one gets a 503 (retryable), not a 4xx
+    from prcore_core.errors import StorageError
+
+    _refuse_case_in_the_database(core, "poison")
+    received = _collect(core, streaming_project.id)
+    events = [e for index in range(2, 6) for e in _events_of(demo, index, prefix="beside")]
+    poisoned = {**events[0], "case_id": "poison"}
+    futures = [core.submit_event(streaming_project.id, e) for e in [*events[:3], poisoned, *events[3:]]]
+    refused = futures.pop(3)
+    with pytest.raises(StorageError, match="could not be stored") as caught:
+        refused.result(30)
+    assert caught.value.status_code == 503
+    ids = [f.result(30)["id"] for f in futures]
+    assert len(set(ids)) == len(events)
+    assert sorted(e["id"] for e in _wait_events(received, len(ids))) == sorted(ids)
+    assert core.post_event(streaming_project.id, {**events[0], "case_id": "beside-after"})["id"] > max(ids)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -187,6 +229,18 @@ def test_simulation_replays_held_out_cases_and_finishes(core, demo):
         assert {e["data"]["case_id"].split("-", 1)[1] for e in events} <= held_out
     times = [e["data"]["timestamp"] for e in events]
     assert times == sorted(times)
+
+
+def test_a_simulating_project_takes_no_posted_events_and_its_replay_goes_on(core, demo):
+    # the reference accepted them and mixed them into the replay; they are refused with its message
+    project = _train(core, demo)
+    received = _collect(core, project.id)
+    core.start_streaming(project.id, "simulating", interval=0.2)
+    core.get_project(project.id).wait_until("SIMULATING", 60)
+    with pytest.raises(StateError, match=r"^Project not streaming$"):
+        core.post_event(project.id, _events_of(demo, 2)[0])
+    assert len(_wait_events(received, 3)) >= 3  # the replay's own events are still taken
+    core.stop_streaming(project.id)
 
 
 def test_restart_reactivates_streaming_and_prescribes_acknowledged_events(tmp_path, demo, database_url):
@@ -322,7 +376,7 @@ def test_a_project_stopped_while_activating_can_start_again(core, demo, monkeypa
         return prescriber_for(*args)
 
     monkeypatch.setattr(core.streaming.prescribing, "prescriber_for", slow_prescriber_for)
-    core.start_streaming(project.id)
+    core.start_streaming(project.id, "simulating", interval=0.05)
     activating = core.get_project(project.id)
     assert activating.status is ProjectStatus.ACTIVATING
     assert all(p.status == "ACTIVATING" for p in activating.plugins)
@@ -332,10 +386,12 @@ def test_a_project_stopped_while_activating_can_start_again(core, demo, monkeypa
     with pytest.raises(StateError, match="Project not streaming"):
         core.post_event(project.id, _events_of(demo, 6)[0])
     assert core.stop_streaming(project.id).status is ProjectStatus.TRAINED
-    core.start_streaming(project.id)  # while the first activation still waits for its models
+    core.start_streaming(project.id)  # streaming, while the stopped simulation still waits for its models
     gate.set()
     assert core.get_project(project.id).wait_until("STREAMING", 60).status is ProjectStatus.STREAMING
     assert len(calls) == 2 and list(core.streaming._active) == [project.id]
+    time.sleep(1)  # the stopped activation has its models too by now: the later request still wins
+    assert core.get_project(project.id).status is ProjectStatus.STREAMING
     received = _collect(core, project.id)
     core.post_event(project.id, _events_of(demo, 6)[0])
     [event] = _wait_events(received, 1)

@@ -101,12 +101,23 @@ class ApiContext:
     ping_interval: float = PING_INTERVAL
 
 
-def invalid(location: str, name: str, message: str, kind: str) -> errors.PrCoreError:
-    """A 422 naming what is wrong where, in FastAPI's shape."""
-    error = errors.PrCoreError("", 422)
-    error.to_dict = lambda: {"detail": [{"loc": [location, name], "msg": message, "type": kind}]}
-    error.detail = f"{location} {name}: {message}"
-    return error
+class RequestValidationError(errors.PrCoreError):
+    """A request that does not match its declaration: 422 listing each problem in FastAPI's shape
+    (``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}``), as PrCore's clients parse it."""
+
+    status_code = 422
+
+    def __init__(self, problems: list[dict[str, Any]]):
+        super().__init__("; ".join(f"{' '.join(map(str, p['loc']))}: {p['msg']}" for p in problems))
+        self.problems = problems
+
+    def to_dict(self) -> dict:
+        return {"detail": self.problems}
+
+
+def invalid(location: str, name: str, message: str, kind: str) -> RequestValidationError:
+    """A 422 naming what is wrong where."""
+    return RequestValidationError([{"loc": [location, name], "msg": message, "type": kind}])
 
 
 class JsonErrors:
@@ -168,6 +179,8 @@ class ApiHandler(JsonErrors, RequestHandler):
             self.set_status(exc.status_code)
             if exc.status_code == 401:
                 self.set_header("WWW-Authenticate", "Bearer")
+            elif exc.status_code == 503:  # nothing was stored: the client may send it again shortly
+                self.set_header("Retry-After", "1")
             self.finish(json.dumps(exc.to_dict()))
             return
         super()._handle_request_exception(exc)
@@ -193,13 +206,12 @@ class ApiHandler(JsonErrors, RequestHandler):
         schema = method.operation.body
         problems = sorted(jsonschema.Draft202012Validator(schema).iter_errors(body), key=lambda e: list(e.path))
         if problems:
-            error = errors.PrCoreError("", 422)
-            detail = [
-                {"loc": ["body", *e.absolute_path], "msg": e.message, "type": f"value_error.{e.validator}"}
-                for e in problems
-            ]
-            error.to_dict = lambda: {"detail": detail}
-            raise error
+            raise RequestValidationError(
+                [
+                    {"loc": ["body", *e.absolute_path], "msg": e.message, "type": f"value_error.{e.validator}"}
+                    for e in problems
+                ]
+            )
         return body
 
     def path_id(self, value: str, name: str) -> int:
@@ -726,7 +738,7 @@ class EventHandler(ApiHandler):
             "COMPLETE_INDICATOR": False,
         },
         body={"type": "object", "additionalProperties": True},
-        responses={200: EVENT_ANSWER, 400: ERROR, 413: ERROR},
+        responses={200: EVENT_ANSWER, 400: ERROR, 413: ERROR, 503: ERROR},
     )
     async def post(self, project_id: str) -> None:
         project_id = self.path_id(project_id, "project_id")

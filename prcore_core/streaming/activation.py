@@ -9,6 +9,7 @@ resume, so it ends.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -81,7 +82,8 @@ class Activation:
         self._lock = threading.Lock()
         #: The activation under way per project (its thread); a newer start of the same project replaces it.
         self._activating: dict[int, threading.Thread] = {}
-        self._starting = threading.Lock()
+        #: Serialises a project's starts and stops (the later request wins; other projects go on meanwhile).
+        self._control: dict[int, threading.Lock] = {}
         self._closing = False
 
     def is_open(self, project_id: int) -> bool:
@@ -91,7 +93,7 @@ class Activation:
     def start(self, project_id: int, mode: str = "streaming", **simulation) -> None:
         """Begin activation (reference 2.20/2.21); the project is STREAMING/SIMULATING once its models load."""
         target = stream_target(mode)
-        with self._starting:  # one start at a time: two calls never both find the project TRAINED
+        with self._control_of(project_id):  # two starts never both find the project TRAINED
             with self.sessions() as session:
                 project = project_record(session, project_id)
                 status = ProjectStatus(project.status)
@@ -120,6 +122,10 @@ class Activation:
             with self._lock:
                 self._activating[project_id] = thread
         thread.start()
+
+    def _control_of(self, project_id: int) -> threading.Lock:
+        with self._lock:
+            return self._control.setdefault(project_id, threading.Lock())
 
     def _current(self, project_id: int) -> bool:
         """Is this thread still the project's activation (not replaced by a newer start, the core not closing)?"""
@@ -185,12 +191,28 @@ class Activation:
         self.prescribing.requeue_unprescribed(active)
         self.broker.publish(project_id, "status", str(target))
         if target is ProjectStatus.SIMULATING:
-            active.simulation = Simulation(self.post, self.stop, active, replay, **simulation)
+            active.simulation = Simulation(self.post, self._replay_finished, active, replay, **simulation)
             active.simulation.start()
         self.prescribing.refill()  # the next activation finds a warm process too
 
     def stop(self, project_id: int, *, finished_reason: str = "stopped") -> None:
         """Stop streaming or simulating (reference 2.22): the project returns to TRAINED, readers get FINISHED."""
+        with self._control_of(project_id):
+            self._stop(project_id, finished_reason)
+
+    def _replay_finished(self, active: ActiveProject, finished_reason: str) -> None:
+        """A simulation replayed its last event: stop its project, unless it was stopped (or started again)
+        meanwhile, or a start or stop is under way (which decides instead)."""
+        control = self._control_of(active.project_id)
+        if not control.acquire(blocking=False):
+            return
+        try:
+            if self.active.get(active.project_id) is active:
+                self._stop(active.project_id, finished_reason)
+        finally:
+            control.release()
+
+    def _stop(self, project_id: int, finished_reason: str) -> None:
         with self.sessions() as session:
             project = project_record(session, project_id)
             status = ProjectStatus(project.status)
@@ -198,6 +220,8 @@ class Activation:
                 raise errors.StateError(errors.PROJECT_ERROR)
             if status not in STARTED:
                 raise errors.StateError(errors.STREAMING_NOT_STARTED)
+        with self._lock:  # an activation under way no longer goes live
+            self._activating.pop(project_id, None)
         self._shutdown(project_id)
         with self.sessions() as session:
             project = project_record(session, project_id)
@@ -253,7 +277,8 @@ class Activation:
             if status is ProjectStatus.ERROR:
                 raise errors.StateError(errors.PROJECT_ERROR)
         if status in STARTED:
-            self.stop(project_id, finished_reason="cleared")
+            with contextlib.suppress(errors.StateError):  # stopped meanwhile
+                self.stop(project_id, finished_reason="cleared")
         with self.sessions() as session:
             session.execute(delete(EventRecord).where(EventRecord.project_id == project_id))
             session.execute(delete(CaseRecord).where(CaseRecord.project_id == project_id))

@@ -74,26 +74,53 @@ class Journal:
             markers = [m for m in batch if isinstance(m, Future)]
             posted = [p for p in batch if isinstance(p, PostedEvent)]
             if posted:
-                try:
-                    self._write(posted)
-                except Exception as exc:  # the database failed: refuse the batch, nothing was acknowledged
-                    log.exception("Writing %d events failed", len(posted))
-                    for item in posted:
-                        item.active.known_cases.clear()  # re-read from the database, which rolled back
-                        if not item.future.done():
-                            item.future.set_exception(errors.PrCoreError(f"The event could not be stored: {exc}"))
+                self._commit(posted)
             for marker in markers:
                 marker.set_result(None)
 
+    def _commit(self, posted: list[PostedEvent]) -> None:
+        """Write a batch in one transaction; if it fails, write its events one by one, so that one client's event the
+        database refuses never refuses the events other clients posted beside it."""
+        try:
+            self._write(posted)
+            return
+        except Exception:
+            for item in posted:
+                item.active.known_cases.clear()  # re-read from the database, which rolled back
+            if len(posted) == 1:
+                self._refuse(posted[0])
+                return
+            log.warning("Writing %d events in one transaction failed; writing them one by one", len(posted))
+        for item in posted:
+            try:
+                self._write([item])
+            except Exception:
+                item.active.known_cases.clear()
+                self._refuse(item)
+
+    @staticmethod
+    def _refuse(item: PostedEvent) -> None:
+        """The database failed on this event: nothing was acknowledged, the client may post it again (503)."""
+        log.exception("Writing an event of case %r failed", item.case_id)
+        if not item.future.done():
+            item.future.set_exception(
+                errors.StorageError("The event could not be stored; nothing was acknowledged, post it again")
+            )
+
     def _write(self, batch: list[PostedEvent]) -> None:
-        """One transaction for a batch of submitted events; queue and acknowledge them after the commit."""
+        """One transaction for a batch of submitted events; queue and acknowledge them after the commit.
+
+        Refusals are answered after the commit too: if the transaction fails, each event is written again alone
+        and a refusal that came from another event of the failed batch (its case completed there) is not kept.
+        """
         accepted: list[tuple[PostedEvent, int]] = []
         completed: list[tuple[ActiveProject, str, int]] = []
+        refused: list[tuple[PostedEvent, Exception]] = []
         with self.sessions() as session:
             for posted in batch:
                 active = posted.active
                 if not active.accepting:
-                    posted.future.set_exception(errors.StateError(errors.PROJECT_NOT_STREAMING))
+                    refused.append((posted, errors.StateError(errors.PROJECT_NOT_STREAMING)))
                     continue
                 case = active.known_cases.get(posted.case_id)
                 if case is None:
@@ -101,33 +128,34 @@ class Journal:
                     active.known_cases[posted.case_id] = case
                 case_pk, done = case
                 if done:
-                    posted.future.set_exception(
-                        errors.InvalidEventError(f"Case '{posted.case_id}' is already completed by an earlier event")
-                    )
+                    message = f"Case '{posted.case_id}' is already completed by an earlier event"
+                    refused.append((posted, errors.InvalidEventError(message)))
                     continue
                 if posted.complete:
                     active.known_cases[posted.case_id] = (case_pk, True)
                     completed.append((active, posted.case_id, case_pk))
                 accepted.append((posted, case_pk))
-            if not accepted:
-                return
-            rows = session.execute(
-                insert(EventRecord).returning(EventRecord.id, EventRecord.created_at, sort_by_parameter_order=True),
-                [
-                    {
-                        "project_id": p.active.project_id,
-                        "case_pk": pk,
-                        "attributes": p.attributes,
-                        "complete_indicator": p.complete,
-                    }
-                    for p, pk in accepted
-                ],
-            ).all()
+            rows = []
+            if accepted:
+                rows = session.execute(
+                    insert(EventRecord).returning(EventRecord.id, EventRecord.created_at, sort_by_parameter_order=True),
+                    [
+                        {
+                            "project_id": p.active.project_id,
+                            "case_pk": pk,
+                            "attributes": p.attributes,
+                            "complete_indicator": p.complete,
+                        }
+                        for p, pk in accepted
+                    ],
+                ).all()
             if completed:
                 session.execute(
                     update(CaseRecord).where(CaseRecord.id.in_([pk for _, _, pk in completed])).values(completed=True)
                 )
             session.commit()
+        for posted, refusal in refused:
+            posted.future.set_exception(refusal)
         for active, case_id, _ in completed:
             active.known_cases.pop(case_id, None)  # a later post of the case finds it completed in the database
         for (posted, _), (event_id, created_at) in zip(accepted, rows, strict=True):

@@ -30,6 +30,7 @@ from prcore_core.db import ProjectRecord, project_record
 from prcore_core.plugin import Plugin
 from prcore_core.preparation import PreparedLog
 from prcore_core.settings import Settings
+from prcore_core.status import ProjectStatus
 from prcore_core.storage import Storage
 from prcore_core.streaming.activation import Activation
 from prcore_core.streaming.delivery import Broker, Delivery
@@ -72,7 +73,7 @@ class StreamingService:
         self.journal = Journal(sessions)
         self.prescribing = Prescribing(sessions, settings, load_model, self.broker)
         self.activation = Activation(
-            sessions, executor, storage, prepared, self.broker, self.journal, self.prescribing, post=self.ingest
+            sessions, executor, storage, prepared, self.broker, self.journal, self.prescribing, post=self._replayed
         )
 
     @property
@@ -114,7 +115,11 @@ class StreamingService:
         """Validate, store (committed) and queue one event; returns the seed's ``event`` object."""
         return self.submit(project_id, body).result()
 
-    def submit(self, project_id: int, body: Any) -> Future:
+    def _replayed(self, project_id: int, body: Any) -> dict[str, Any]:
+        """Store one event of a simulation's replay (the only events a SIMULATING project takes)."""
+        return self.submit(project_id, body, replayed=True).result()
+
+    def submit(self, project_id: int, body: Any, *, replayed: bool = False) -> Future:
         """Validate one event now and hand it to the journal; the future resolves once it is committed.
 
         Invalid events raise here, before anything is stored. The journal thread writes whatever has been
@@ -123,7 +128,8 @@ class StreamingService:
         error that names why it was refused (e.g. its case is already completed).
         """
         active = self.activation.active.get(project_id)
-        if active is None or not active.accepting:
+        # a simulating project takes only its replay's events (another client's would mix into the replayed cases)
+        if active is None or not active.accepting or (active.mode is ProjectStatus.SIMULATING and not replayed):
             with self.sessions() as session:
                 project_record(session, project_id)
             raise errors.StateError(errors.PROJECT_NOT_STREAMING)

@@ -155,7 +155,8 @@ class Simulation(threading.Thread):
     post
         Ingests one event of the project, as a client's post is ingested.
     finish
-        Stops the project's stream once the replay is over (``finish(project_id, finished_reason=...)``).
+        Stops the project's stream once the replay is over (``finish(active, finished_reason=...)``: this replay's
+        stream, not one started after it).
     replay
         The events to post.
     interval
@@ -219,4 +220,4 @@ class Simulation(threading.Thread):
             while not self.active.queue.empty() and time.monotonic() < deadline:
                 time.sleep(0.01)
             with contextlib.suppress(errors.PrCoreError):  # already stopped by someone else
-                self.finish(self.active.project_id, finished_reason="simulation finished")
+                self.finish(self.active, finished_reason="simulation finished")

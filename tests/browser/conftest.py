@@ -166,7 +166,7 @@ class Workbench:
         element = self.find(css)
         element.scroll_into_view_if_needed()
         box = element.bounding_box()
-        self.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        self.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=4)
 
     def chart_labels(self, title: str) -> list[dict]:
         """The text labels drawn in the charts whose title starts with ``title``: each label's left and right edge

@@ -117,7 +117,8 @@ def test_a_case_is_found_by_the_logs_own_id(wb):
     shown = wb.page.locator(".wb-live-table .tabulator-row .tabulator-cell[tabulator-field=case]").first.inner_text()
     own = shown.split("-", 1)[1]
     wb.fill(".wb-case-input", own)
-    wb.wait_text(".wb-case-header", f"Case {shown}")
+    # the latest case of that id: an earlier test's run of the same held-out case may still be delivered here
+    wb.wait_text(".wb-case-header", re.compile(rf"Case \w+-{re.escape(own)}\b"))
     wb.wait(".wb-case-prescriptions .tabulator-row")
     stop_simulation(wb)
 

@@ -77,11 +77,15 @@ class PointerWatch(ReactiveHTML):
     table = param.Parameter(allow_refs=False, doc="The live table shown in the box (the widget, not its value).")
     pointer_over = param.Boolean(default=False, doc="Is the pointer over the box?")
 
+    # a move over the box says so too: an enter is missed when the table is redrawn under a still pointer
     _template = (
         '<div id="box" style="width: 100%" onmouseenter="${script(\'enter\')}" '
-        "onmouseleave=\"${script('leave')}\">${table}</div>"
+        "onmousemove=\"${script('enter')}\" onmouseleave=\"${script('leave')}\">${table}</div>"
     )
-    _scripts: ClassVar[dict[str, str]] = {"enter": "data.pointer_over = true", "leave": "data.pointer_over = false"}
+    _scripts: ClassVar[dict[str, str]] = {
+        "enter": "if (!data.pointer_over) { data.pointer_over = true }",
+        "leave": "data.pointer_over = false",
+    }
 
 
 def _signature(project) -> tuple:
