@@ -52,14 +52,10 @@ def held_out_rows(frame: pd.DataFrame, columns: ColumnsDefinition, cases: pd.Ind
 def ongoing(rows: pd.DataFrame, case_column: str, seed: int | None = None) -> pd.DataFrame:
     """A random prefix of 3 to n-1 rows of each case of at least 4 rows: cases as they look while running."""
     rng = np.random.default_rng(seed)
-    case = rows[case_column].astype(str).to_numpy()
-    position = rows.groupby(case, sort=False).cumcount().to_numpy()
-    sizes = pd.Series(case).map(pd.Series(case).value_counts()).to_numpy()
-    eligible = np.unique(case[sizes >= MIN_ONGOING_EVENTS])
-    lengths = pd.Series(dtype=int)
-    if len(eligible):
-        totals = pd.Series(case).value_counts().reindex(eligible).to_numpy()
-        lengths = pd.Series(rng.integers(3, totals, endpoint=False), index=eligible)
-    keep = pd.Series(case).map(lengths).to_numpy()
-    mask = ~pd.isna(keep) & (position < np.nan_to_num(keep.astype(float), nan=0))
-    return rows[mask].reset_index(drop=True)
+    case = rows[case_column].astype(str).reset_index(drop=True)
+    sizes = case.value_counts(sort=False)
+    sizes = sizes[sizes >= MIN_ONGOING_EVENTS]
+    lengths = pd.Series(rng.integers(3, sizes.to_numpy()), index=sizes.index)  # 3 .. size - 1 rows
+    keep = case.map(lengths).fillna(0).to_numpy()
+    position = case.groupby(case, sort=False).cumcount().to_numpy()
+    return rows[position < keep].reset_index(drop=True)

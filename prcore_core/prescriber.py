@@ -292,8 +292,17 @@ class PrescriberProcess:
     the pipe closes (the server ended, even by a crash). Called from one thread at a time.
     """
 
-    def __init__(self, spec: PrescriberSpec | None, context, timeout: float = 120.0, plugin_keys: Sequence[str] = ()):
+    def __init__(
+        self,
+        spec: PrescriberSpec | None,
+        context,
+        timeout: float = 120.0,
+        plugin_keys: Sequence[str] = (),
+        burst_timeout: float = 30.0,
+    ):
         self.timeout = timeout
+        #: Seconds a burst's answer may take; a process that takes longer (stopped, stuck) is ended.
+        self.burst_timeout = burst_timeout
         self._warm = False
         self._connection, child = context.Pipe()
         name = f"prescriber-{spec.project_id}" if spec is not None else "prescriber-spare"
@@ -313,15 +322,16 @@ class PrescriberProcess:
                 f"The prescriber process ended unexpectedly (exit code {self.process.exitcode})"
             ) from None
 
-    def _answer(self, doing: str) -> tuple[str, Any]:
-        """The process's next message, within the timeout; the process is closed if none comes."""
+    def _answer(self, doing: str, timeout: float | None = None) -> tuple[str, Any]:
+        """The process's next message, within the timeout; the process is ended if none comes."""
+        timeout = self.timeout if timeout is None else timeout
         try:
-            if self._connection.poll(self.timeout):
+            if self._connection.poll(timeout):
                 return self._receive()
         except (OSError, ValueError):
             pass
-        self.close()
-        raise PrescriberError(f"The prescriber process did not {doing} within {self.timeout:g} s")
+        self.close(wait=1.0)
+        raise PrescriberError(f"The prescriber process did not {doing} within {timeout:g} s; it was ended")
 
     def wait_warm(self) -> None:
         """Wait until the process has imported the plugins' dependencies and waits for a project."""
@@ -368,7 +378,7 @@ class PrescriberProcess:
             self._connection.send(list(burst))
         except (OSError, ValueError) as exc:
             raise PrescriberError(f"The prescriber process ended unexpectedly ({exc})") from None
-        kind, payload = self._receive()
+        kind, payload = self._answer("answer", self.burst_timeout)
         if kind != "outputs":
             raise PrescriberError(f"The prescriber process failed: {payload}")
         return payload
@@ -380,6 +390,9 @@ class PrescriberProcess:
         self.process.join(wait)
         if self.process.is_alive():
             self.process.terminate()
+            self.process.join(wait)
+        if self.process.is_alive():  # a stopped process does not take SIGTERM
+            self.process.kill()
             self.process.join(wait)
         self._connection.close()
 

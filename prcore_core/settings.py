@@ -53,6 +53,12 @@ class Settings:
     sse_format
         How prescriptions are sent by default over SSE and in dataset results (``PRCORE_SSE_FORMAT``): ``list``
         (the seed's list) or ``prcore`` (PrCore's object keyed by plugin id); a request's ``?format=`` overrides it.
+    prescriber_timeout
+        Seconds a prescriber process may take to answer one burst of events (``PRCORE_PRESCRIBER_TIMEOUT``, 30); one
+        that takes longer (stopped, stuck) is ended and replaced, and its burst is delivered with the reason.
+    sse_reader_timeout
+        Seconds an SSE reader may take no data while there is data to send (``PRCORE_SSE_READER_TIMEOUT``, 30); a
+        slower one is disconnected and may resume with ``Last-Event-ID`` (its events are stored, not held for it).
     """
 
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("PRCORE_DATA_DIR") or "./prcore-data"))
@@ -67,6 +73,8 @@ class Settings:
     max_columns: int = field(default_factory=lambda: int(_env_float("PRCORE_MAX_COLUMNS", ReadingLimits.max_columns)))
     result_ttl_hours: float = field(default_factory=lambda: _env_float("PRCORE_RESULT_TTL_HOURS", 24.0))
     sse_format: str = field(default_factory=lambda: os.environ.get("PRCORE_SSE_FORMAT") or "list")
+    prescriber_timeout: float = field(default_factory=lambda: _env_float("PRCORE_PRESCRIBER_TIMEOUT", 30.0))
+    sse_reader_timeout: float = field(default_factory=lambda: _env_float("PRCORE_SSE_READER_TIMEOUT", 30.0))
 
     def __post_init__(self):
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
@@ -76,6 +84,9 @@ class Settings:
             raise ValueError(f"sse_format must be 'list' or 'prcore', got {self.sse_format!r}")
         if not self.result_ttl_hours > 0:
             raise ValueError(f"result_ttl_hours must be positive, got {self.result_ttl_hours}")
+        for name in ("prescriber_timeout", "sse_reader_timeout"):
+            if not 0 < getattr(self, name) < float("inf"):
+                raise ValueError(f"{name} must be positive seconds, got {getattr(self, name)}")
 
     @property
     def reading_limits(self) -> ReadingLimits:

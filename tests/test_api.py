@@ -365,3 +365,56 @@ def test_reading_a_stream_that_is_not_open_or_with_a_bad_last_event_id(server, s
     )
     good = sse_reader(server, 1)  # the refused reader did not take the project's one reading slot
     assert good.response.status_code == 200
+
+
+@pytest.mark.databases("sqlite")
+def test_a_reader_that_takes_nothing_is_disconnected_and_resumes_with_every_event(
+    served_dir, start_server, trained_dir, sse_reader, monkeypatch
+):
+    """A reader whose buffers stay full is dropped after the timeout (events wait in the database, not in the
+    server's memory); the stream is free for the next reader, and resuming gives it every event once."""
+    import re
+    import socket
+
+    from tests.conftest import TOKEN
+
+    _, demo = trained_dir
+    monkeypatch.setenv("PRCORE_SSE_READER_TIMEOUT", "2")
+    server = start_server(data_dir=served_dir, database_url=None)
+    server.put("/project/1/stream/start")
+    server.wait_status(1, "STREAMING")
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the server's writes stall
+    stalled.connect(("127.0.0.1", server.port))
+    stalled.sendall(
+        f"GET /project/1/streaming/result HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode()
+    )
+    time.sleep(1)  # connected: the stream has its reader
+    assert server.get("/project/1/streaming/result").json() == {"detail": "Project streaming result already be reading"}
+    # large events (72 KB), so that the 14 MB posted overflow the buffers between the server and the reader
+    notes = {f"note{n}": "n" * 9_000 for n in range(8)}
+    ids = [
+        server.post("/event/1", json={**e, **notes}).json()["event"]["id"]
+        for index in range(3, 23)
+        for e in _events(demo, index, "slow")
+    ]
+    time.sleep(10)  # the reader takes nothing while the server prescribes and sends (2 s is its timeout)
+    received, closed = b"", False
+    stalled.settimeout(5)
+    deadline = time.monotonic() + 60
+    while not closed and time.monotonic() < deadline:  # what the server had sent, then its close
+        try:
+            chunk = stalled.recv(1 << 20)
+        except TimeoutError:
+            continue
+        received += chunk
+        closed = chunk == b""
+    print(f"the stalled reader had {len(received):,} bytes when the server closed it: {closed}")
+    assert closed, "the server kept a reader that took nothing"
+    seen = [int(i) for i in re.findall(rb"\r\nid: (\d+)\r\nevent: message", b"\r\n" + received)]
+    assert seen and max(seen) < ids[-1]  # it was dropped before it had everything
+    resumed = sse_reader(server, 1, last_event_id=max(seen))
+    rest = resumed.until(lambda item, got: len(resumed.messages(got)) >= len([i for i in ids if i > max(seen)]))
+    delivered = [e["id"] for e in resumed.messages(rest)]
+    assert delivered == [i for i in ids if i > max(seen)]
+    resumed.close()

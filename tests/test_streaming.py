@@ -316,6 +316,39 @@ def test_a_killed_prescriber_process_is_replaced_and_its_burst_is_delivered_with
         assert _outputs(_wait_events(received, 3)[2]) == _outputs(recovered)
 
 
+@pytest.mark.databases("sqlite")
+def test_a_stopped_prescriber_process_is_ended_after_the_timeout_and_its_burst_is_delivered(tmp_path, demo):
+    # SIGSTOP: the process is alive but never answers; before, its bursts waited forever and stop took 40 s
+    import signal
+
+    settings = Settings(data_dir=tmp_path, prescribing_processes=True, prescriber_timeout=2)
+    with PrCore(settings=settings) as core:
+        project = _train(core, demo)
+        core.start_streaming(project.id)
+        core.get_project(project.id).wait_until("STREAMING", 60)
+        received = _collect(core, project.id)
+        events = _events_of(demo, 4)
+        core.post_event(project.id, events[0])
+        _wait_events(received, 1)
+        process = core.streaming._active[project.id].prescriber.process
+        os.kill(process.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        core.post_event(project.id, events[1])
+        [failed] = _wait_events(received, 1)
+        assert time.monotonic() - started < 15
+        assert failed["prescriptions"] and all(
+            p["output"] is None and "did not answer within 2 s" in p["detail"] for p in failed["prescriptions"]
+        )
+        process.join(5)
+        assert not process.is_alive()
+        core.post_event(project.id, events[2])
+        [recovered] = _wait_events(received, 1)
+        assert all(_answered(p) for p in recovered["prescriptions"])
+        started = time.monotonic()
+        core.stop_streaming(project.id)
+        assert time.monotonic() - started < 10
+
+
 def _simulated(received: queue.Queue, timeout: float = 60) -> list[dict]:
     """The events of one simulation, until it finishes."""
     kinds, events, deadline = [], [], time.monotonic() + timeout

@@ -60,6 +60,9 @@ PING_INTERVAL = 15.0
 #: Seconds the SSE endpoint waits for a project that is still activating (PrCore waited 15, reference 2.25; the
 #: first activation after a start, while the spare prescriber still imports, can take longer on a loaded machine).
 ACTIVATION_WAIT = 60.0
+#: Prescribed events an SSE reader's inbox holds; news beyond is dropped and read from the database when the
+#: reader has caught up (the events are stored), so a slow reader costs bounded memory.
+INBOX_EVENTS = 2_000
 TOKEN_FILE = "api_token"
 #: Largest page of ``GET /project/all`` (reference 2.13).
 MAX_PAGE_SIZE = 100
@@ -815,6 +818,17 @@ class StreamClearHandler(ApiHandler):
         self.send({"message": "Project stream data is cleared successfully", "project_id": project_id})
 
 
+class SlowReaderError(Exception):
+    """An SSE reader took no data for longer than the configured timeout."""
+
+
+#: Events read from the database per page when a reader catches up.
+CATCH_UP_PAGE = 1_000
+#: An SSE message holds events up to about this many bytes of JSON (more go in the next message), so that the
+#: reader timeout bounds the time a reader may take for one message.
+MESSAGE_BYTES = 256 * 1024
+
+
 class ResultStreamHandler(ApiHandler):
     """``GET /project/{id}/streaming/result``: prescriptions pushed as Server-Sent Events.
 
@@ -826,6 +840,9 @@ class ResultStreamHandler(ApiHandler):
     def initialize(self, context: ApiContext):
         super().initialize(context)
         self.ping_interval = context.ping_interval
+        self.reader_timeout = self.core.settings.sse_reader_timeout
+        #: Events waiting in the inbox, and whether news was dropped because it was full.
+        self._inboxed, self._overflowed = 0, False
 
     @operation(
         'Prescriptions pushed as Server-Sent Events (seed "Get Prescriptions")',
@@ -844,7 +861,7 @@ class ResultStreamHandler(ApiHandler):
         # subscribed before anything is checked: news published while this reader waits for the activation (even
         # a whole short simulation) is in the inbox, not lost between two looks at the project
         token = self.core.broker.subscribe(
-            project_id, lambda kind, payload: loop.add_callback(inbox.put_nowait, (kind, payload))
+            project_id, lambda kind, payload: loop.add_callback(self._news, inbox, kind, payload)
         )
         try:
             await self._serve(project_id, inbox)
@@ -855,6 +872,21 @@ class ResultStreamHandler(ApiHandler):
                 self.project_id = None
         if not self._finished:
             self.finish()
+
+    def _news(self, inbox: asyncio.Queue, kind: str, payload: Any) -> None:
+        """Queue news for this reader (on the IOLoop); prescribed events beyond the inbox's bound are dropped."""
+        if kind == "events":
+            if self._inboxed >= INBOX_EVENTS:
+                self._overflowed = True
+                return
+            self._inboxed += len(payload)
+        inbox.put_nowait((kind, payload))
+
+    async def _next(self, inbox: asyncio.Queue, timeout: float | None = None) -> tuple[str, Any]:
+        kind, payload = await (inbox.get() if timeout is None else asyncio.wait_for(inbox.get(), timeout))
+        if kind == "events":
+            self._inboxed -= len(payload)
+        return kind, payload
 
     async def _wait_for_activation(self, project_id: int, inbox: asyncio.Queue) -> list[tuple[str, Any]]:
         """Wait while the project is ACTIVATING (reference 2.25); 400 unless it ends up STREAMING/SIMULATING.
@@ -872,7 +904,7 @@ class ResultStreamHandler(ApiHandler):
             if project.status is not ProjectStatus.ACTIVATING or IOLoop.current().time() > deadline:
                 raise errors.StateError(errors.PROJECT_NOT_STREAMING)
             with contextlib.suppress(TimeoutError):
-                early.append(await asyncio.wait_for(inbox.get(), 0.1))
+                early.append(await self._next(inbox, 0.1))
             project = await self.call(self.core.get_project, project_id)
         return early
 
@@ -888,26 +920,30 @@ class ResultStreamHandler(ApiHandler):
         try:
             cursor = resume if resume is not None else await self.call(self.core.stream_cursor, project_id)
             await self._emit(cursor, "notification", "CONNECTED")
-            backlog = await self.call(self.core.stream_events, project_id, cursor)
-            cursor = await self._deliver(backlog, cursor)
+            cursor = await self._catch_up(project_id, cursor)
             while True:
                 if early:
                     kind, payload = early.pop(0)
                 else:
                     try:
-                        kind, payload = await asyncio.wait_for(inbox.get(), self.ping_interval)
+                        kind, payload = await self._next(inbox, self.ping_interval)
                     except TimeoutError:
                         await self._emit(cursor, "ping", str(dt.datetime.now(dt.UTC).replace(tzinfo=None)))
                         continue
-                if kind == "events":
+                if kind == "events" and self._overflowed:  # some news was dropped: read it from the database
+                    self._overflowed = False
+                    cursor = await self._catch_up(project_id, cursor)
+                elif kind == "events":
                     cursor = await self._deliver(payload, cursor)
                 elif kind == "finished":
-                    rest = await self.call(self.core.stream_events, project_id, cursor)
-                    cursor = await self._deliver(rest, cursor)
+                    cursor = await self._catch_up(project_id, cursor)
                     await self._emit(cursor, "notification", "FINISHED")
                     break
         except StreamClosedError:
             pass
+        except SlowReaderError as exc:
+            log.warning("SSE reader of project %s disconnected: %s", project_id, exc)
+            self.request.connection.close()
         except Exception as exc:  # tell the reader, never leave it hanging
             log.exception("SSE stream of project %s failed", project_id)
             try:
@@ -930,18 +966,38 @@ class ResultStreamHandler(ApiHandler):
         return value
 
     async def _emit(self, event_id: int, event: str, data: str) -> None:
+        """Send one message; a reader that takes none of it within the timeout is disconnected."""
         self.write(f"id: {event_id}\r\nevent: {event}\r\ndata: {data}\r\n\r\n")
-        await self.flush()
+        try:
+            await asyncio.wait_for(self.flush(), self.reader_timeout)
+        except TimeoutError:
+            raise SlowReaderError(
+                f"it took no data for {self.reader_timeout:g} s (PRCORE_SSE_READER_TIMEOUT); it may resume with "
+                f"Last-Event-ID {event_id}"
+            ) from None
+
+    async def _catch_up(self, project_id: int, cursor: int) -> int:
+        """Deliver every stored event after ``cursor``, in pages (a reader's first look, or one that lagged)."""
+        while True:
+            page = await self.call(self.core.stream_events, project_id, cursor, CATCH_UP_PAGE)
+            cursor = await self._deliver(page, cursor)
+            if len(page) < CATCH_UP_PAGE:
+                return cursor
 
     async def _deliver(self, events: list[dict], cursor: int) -> int:
         fresh = [e for e in events if e["id"] > cursor]
         if not fresh:
             return cursor
         documents = [prcore_prescriptions(e) for e in fresh] if self.wire == "prcore" else fresh
-        last = fresh[-1]["id"]
-        await self._emit(last, "message", json.dumps(documents, default=str))
-        await self.call(self.core.mark_delivered, [e["id"] for e in fresh])
-        return last
+        texts = [json.dumps(d, default=str) for d in documents]
+        start, size = 0, 0
+        for end, text in enumerate(texts, 1):  # messages of at most MESSAGE_BYTES (and never empty)
+            size += len(text) + 1
+            if size >= MESSAGE_BYTES or end == len(texts):
+                await self._emit(fresh[end - 1]["id"], "message", f"[{', '.join(texts[start:end])}]")
+                await self.call(self.core.mark_delivered, [e["id"] for e in fresh[start:end]])
+                start, size = end, 0
+        return fresh[-1]["id"]
 
     def on_connection_close(self) -> None:
         project_id = getattr(self, "project_id", None)

@@ -100,11 +100,12 @@ class Prescribing:
         if self.spare is not None:
             self.spare.fill()
 
-    @staticmethod
-    def _warm_process() -> PrescriberProcess:
+    def _warm_process(self) -> PrescriberProcess:
         """A new prescriber process that imports the dependencies of every plugin it can import."""
         keys = [key for key, plugin_class in registry.available_plugins().items() if importable(plugin_class)]
-        return PrescriberProcess(None, worker_context(), plugin_keys=keys)
+        return PrescriberProcess(
+            None, worker_context(), plugin_keys=keys, burst_timeout=self.settings.prescriber_timeout
+        )
 
     def refill(self) -> None:
         """An activation took the spare: warm another one for the next, once the activation's first seconds are over."""
@@ -173,7 +174,7 @@ class Prescribing:
                     return spare
                 except PrescriberError:
                     log.warning("The spare prescriber process failed; starting one for project %s", project_id)
-            return PrescriberProcess(spec, worker_context())
+            return PrescriberProcess(spec, worker_context(), burst_timeout=self.settings.prescriber_timeout)
         loaded = [
             (state, self.load_model(project_id, state.key, path), StoredState(self.sessions, project_id, state.key))
             for state, path in plugins
