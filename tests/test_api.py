@@ -167,6 +167,11 @@ def test_resume_with_last_event_id_and_backlog(server, trained_dir, sse_reader):
     seen = resumed.until(lambda item, seen: len(resumed.messages(seen)) >= 3)
     delivered = resumed.messages(seen)
     assert [e["id"] for e in delivered] == ids[2:]  # exactly what it missed, nothing twice
+    third = sse_reader(server, 1)  # the first reader left, the second holds the stream: a third is refused
+    assert (third.response.status_code, third.response.json()) == (
+        400,
+        {"detail": "Project streaming result already be reading"},
+    )
     assert isinstance(delivered[0]["prescriptions"], dict)
     assert "plugin-knn-next-activity" in delivered[0]["prescriptions"]  # PrCore's plugin ids
     knn = delivered[0]["prescriptions"]["plugin-knn-next-activity"]
