@@ -79,6 +79,14 @@ def _source_bytes(source, filename: str | None) -> tuple[bytes, str]:
     return path.read_bytes(), filename or path.name
 
 
+def _result_of(future: Future) -> dict[str, Any]:
+    """One event's answer in a bulk post: the stored event, or why it was refused."""
+    try:
+        return {"event": future.result()}
+    except errors.PrCoreError as exc:
+        return {"detail": exc.detail, "status_code": exc.status_code}
+
+
 def _stored_suffix(name: str) -> str:
     """The extension the raw upload is stored with: the accepted one (``.csv``, ``.xes.gz``, ...), never the
     rest of a long, odd file name."""
@@ -951,6 +959,19 @@ class PrCore:
         to the stored event once it is committed (for servers, which await it instead of blocking a thread).
         """
         return self.streaming.submit(project_id, event)
+
+    def post_events(self, project_id: int, events: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Ingest many events at once (bulk): each is validated on its own, the valid ones are committed together.
+
+        Returns one result per event, in order: ``{"event": <stored event>}``, or ``{"detail": <why it was
+        refused>, "status_code": <HTTP status>}``; one bad event does not refuse the others. Raises
+        ``StateError`` when the project does not take events.
+        """
+        return [_result_of(future) for future in self.submit_events(project_id, events)]
+
+    def submit_events(self, project_id: int, events: list[Mapping[str, Any]]) -> list[Future]:
+        """Like :meth:`post_events` without waiting: one future per event (a refused one holds its error)."""
+        return self.streaming.submit_many(project_id, events)
 
     @property
     def broker(self):

@@ -423,3 +423,51 @@ def test_a_reader_that_takes_nothing_is_disconnected_and_resumes_with_every_even
     delivered = [e["id"] for e in resumed.messages(rest)]
     assert delivered == [i for i in ids if i > max(seen)]
     resumed.close()
+
+
+@pytest.mark.databases("sqlite")
+def test_bulk_ingestion_answers_each_event_and_one_bad_event_refuses_no_other(server, trained_dir, sse_reader):
+    import json
+
+    import jsonschema
+
+    from tests.conftest import AUTH
+
+    _, demo = trained_dir
+    events = [e for index in range(5, 9) for e in _events(demo, index, "bulk")]
+    refused = server.post("/project/1/stream/events", json=events[:2])
+    assert (refused.status_code, refused.json()) == (400, {"detail": "Project not streaming"})
+    server.put("/project/1/stream/start")
+    server.wait_status(1, "STREAMING")
+    reader = sse_reader(server, 1)
+    bad = {**events[1], "timestamp": "yesterday-ish"}
+    body = [events[0], bad, *events[1:], "not an event"]
+    answer = server.post("/project/1/stream/events", json=body)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    document = server.get("/openapi.json").json()
+    declared = document["paths"]["/project/{project_id}/stream/events"]["post"]["responses"]["200"]
+    jsonschema.validate(
+        result, {"components": document["components"], **declared["content"]["application/json"]["schema"]}
+    )
+    assert (result["accepted"], result["refused"]) == (len(events), 2)
+    assert result["message"] == f"Events received: {len(events)} accepted, 2 refused"
+    why = "Invalid datetime value for timestamp: 'yesterday-ish'"
+    assert result["results"][1] == {"detail": why, "status_code": 400}
+    assert result["results"][-1]["detail"] == "The event must be a JSON object of column names and values"
+    ids = [r["event"]["id"] for r in result["results"] if "event" in r]
+    assert ids == sorted(ids) and len(set(ids)) == len(events)
+    seen = reader.until(lambda item, got: len(reader.messages(got)) >= len(ids))
+    assert [e["id"] for e in reader.messages(seen)] == ids  # prescribed and delivered once, in order
+    more = [{**e, "case_id": f"nd-{e['case_id']}"} for e in events[:3]]
+    ndjson = "\n".join(json.dumps(e, default=str) for e in more[:2]) + "\n{broken\n" + json.dumps(more[2], default=str)
+    lines = server.post(
+        "/project/1/stream/events", data=ndjson.encode(), headers={**AUTH, "Content-Type": "application/x-ndjson"}
+    ).json()
+    assert (lines["accepted"], lines["refused"]) == (3, 1)
+    assert lines["results"][2]["detail"].startswith("Line 3 is not valid JSON")
+    not_a_list = server.post("/project/1/stream/events", json={"case_id": "1"})
+    assert (not_a_list.status_code, not_a_list.json()) == (
+        400,
+        {"detail": "The events must be a JSON array of event objects"},
+    )

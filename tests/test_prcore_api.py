@@ -479,7 +479,7 @@ def test_every_route_is_documented_and_was_checked_against_the_document(prcore_s
     assert document["openapi"] == "3.1.0"
     openapi_spec_validator.validate(document)
     operations = {(m.upper(), t) for t, methods in document["paths"].items() for m in methods}
-    assert len(operations) == 30  # PrCore's 28 routes, the legacy POST /event/{project_id} and the old SSE path
+    assert len(operations) == 31  # PrCore's 28 routes, legacy POST /event/{id}, the old SSE path, bulk events
     checked = {(m, t) for m, t, _ in prcore_server.checked}
     streaming = {
         ("PUT", "/project/{project_id}/stream/start"),
@@ -487,6 +487,7 @@ def test_every_route_is_documented_and_was_checked_against_the_document(prcore_s
         ("PUT", "/project/{project_id}/stream/clear"),
         ("POST", "/project/{project_id}/stream/event"),
         ("POST", "/event/{project_id}"),
+        ("POST", "/project/{project_id}/stream/events"),
         ("GET", "/project/{project_id}/stream/result"),
         ("GET", "/project/{project_id}/streaming/result"),
         ("PUT", "/project/{project_id}/stream/start/{streaming_type}"),

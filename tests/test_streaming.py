@@ -122,6 +122,16 @@ def test_concurrent_posts_are_each_stored_once_in_order_and_completion_is_final(
             core.post_event(streaming_project.id, events[0])
 
 
+def test_post_events_answers_each_event_in_order(core, demo, streaming_project):
+    received = _collect(core, streaming_project.id)
+    events = _events_of(demo, 11, prefix="bulk")
+    results = core.post_events(streaming_project.id, [events[0], {**events[1], "amount": "a lot"}, *events[1:]])
+    assert results[1] == {"detail": "Invalid number value for amount: 'a lot'", "status_code": 400}
+    ids = [r["event"]["id"] for r in results if "event" in r]
+    assert len(ids) == len(events) and ids == sorted(ids)
+    assert [e["id"] for e in _wait_events(received, len(ids))] == ids
+
+
 def _refuse_case_in_the_database(core, case_id: str) -> None:
     """A trigger that makes the database refuse one case's row, as a full disk or a constraint would."""
     from sqlalchemy import text

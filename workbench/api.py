@@ -757,6 +757,79 @@ class EventHandler(ApiHandler):
         self.send({"message": message, "event": event})
 
 
+BULK_RESULT = {
+    "oneOf": [
+        {"type": "object", "required": ["event"], "properties": {"event": ref("Event")}},
+        {
+            "type": "object",
+            "required": ["detail", "status_code"],
+            "properties": {"detail": STRING, "status_code": INTEGER},
+        },
+    ]
+}
+BULK_ANSWER = message_with(accepted=INTEGER, refused=INTEGER, results={"type": "array", "items": BULK_RESULT})
+
+
+def _bulk_events(body: bytes, content_type: str) -> list[Any]:
+    """The events of a bulk post: a JSON array, or NDJSON (one event per line; a line that is not JSON becomes
+    that event's refusal, not the request's)."""
+    if not body.strip():
+        raise errors.InvalidEventError("The request body is empty; send a JSON array of events")
+    if "ndjson" not in content_type:
+        try:
+            return json.loads(body)
+        except RecursionError:
+            raise errors.InvalidEventError("The request body is not valid JSON: it is nested too deeply") from None
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise errors.InvalidEventError(f"The request body is not valid JSON: {str(exc)[:200]}") from None
+    events: list[Any] = []
+    for number, line in enumerate(body.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(json.loads(line))
+        except (RecursionError, UnicodeDecodeError, ValueError) as exc:
+            events.append(_NotJson(f"Line {number} is not valid JSON: {str(exc)[:100]}"))
+    return events
+
+
+class _NotJson(str):
+    """An NDJSON line that could not be read: refused as that event's answer."""
+
+
+class BulkEventsHandler(ApiHandler):
+    @operation(
+        "Post many events at once (a JSON array, or NDJSON with Content-Type application/x-ndjson)",
+        tags=("streaming",),
+        description="Each event is validated on its own and answered in `results`, in order: `{event}` when "
+        "stored, `{detail, status_code}` when refused; one bad event does not refuse the others. The valid ones "
+        "are committed together and prescribed as a batch.",
+        body_example=[{"case_id": "1", "activity": "A", "timestamp": "2024-01-01T10:00:00"}],
+        body={"type": "array", "items": {"type": "object", "additionalProperties": True}},
+        responses={200: BULK_ANSWER, 400: ERROR, 413: ERROR},
+    )
+    async def post(self, project_id: str) -> None:
+        project_id = self.path_id(project_id, "project_id")
+        content_type = self.request.headers.get("Content-Type", "")
+        events = await self.call(_bulk_events, self.request.body, content_type)
+        if not isinstance(events, list):
+            raise errors.InvalidEventError("The events must be a JSON array of event objects")
+        bodies = [None if isinstance(e, _NotJson) else e for e in events]
+        futures = await self.call(self.core.submit_events, project_id, bodies)
+        results = []
+        for event, future in zip(events, futures, strict=True):
+            if isinstance(event, _NotJson):
+                results.append({"detail": str(event), "status_code": 400})
+                continue
+            try:
+                results.append({"event": await asyncio.wrap_future(future)})
+            except errors.PrCoreError as exc:
+                results.append({"detail": exc.detail, "status_code": exc.status_code})
+        accepted = sum("event" in r for r in results)
+        message = f"Events received: {accepted:,} accepted, {len(results) - accepted:,} refused"
+        self.send({"message": message, "accepted": accepted, "refused": len(results) - accepted, "results": results})
+
+
 def _optional_number(handler: RequestHandler, name: str, kind=float):
     raw = handler.get_query_argument(name, None)
     if raw in (None, ""):
@@ -1153,6 +1226,7 @@ ROUTES: list[tuple[str, type[ApiHandler]]] = [
     ("/project/{project_id}/stream/stop", StreamStopHandler),
     ("/project/{project_id}/stream/clear", StreamClearHandler),
     ("/project/{project_id}/stream/event", EventHandler),
+    ("/project/{project_id}/stream/events", BulkEventsHandler),
     ("/project/{project_id}/stream/result", ResultStreamHandler),
     ("/project/{project_id}/streaming/result", ResultStreamHandler),
     ("/event/{project_id}", EventHandler),

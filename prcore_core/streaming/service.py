@@ -38,6 +38,9 @@ from prcore_core.streaming.events import validate_event
 from prcore_core.streaming.journal import Journal, PostedEvent
 from prcore_core.streaming.prescribing import ActiveProject, Prescribing
 
+#: Events one bulk request may carry (``POST /project/{id}/stream/events``); more are refused with 413.
+MAX_EVENTS_PER_REQUEST = 50_000
+
 
 class StreamingService:
     """Activation, ingestion, prescription and publication of streamed events for every project.
@@ -127,18 +130,47 @@ class StreamingService:
         queues the events for prescription and resolves each future with the seed's ``event`` object, or with the
         error that names why it was refused (e.g. its case is already completed).
         """
-        active = self.activation.active.get(project_id)
-        # a simulating project takes only its replay's events (another client's would mix into the replayed cases)
-        if active is None or not active.accepting or (active.mode is ProjectStatus.SIMULATING and not replayed):
-            with self.sessions() as session:
-                project_record(session, project_id)
-            raise errors.StateError(errors.PROJECT_NOT_STREAMING)
+        active = self._accepting(project_id, replayed)
         if not isinstance(body, dict):
             raise errors.InvalidEventError("The event must be a JSON object of column names and values")
         attributes, case_id, complete = validate_event(body, active.columns)
         posted = PostedEvent(active, case_id, attributes, complete, Future())
         self.journal.post(posted)
         return posted.future
+
+    def _accepting(self, project_id: int, replayed: bool = False) -> ActiveProject:
+        """The project's stream, if it takes events now; else ``Project not found`` or ``Project not streaming``."""
+        active = self.activation.active.get(project_id)
+        # a simulating project takes only its replay's events (another client's would mix into the replayed cases)
+        if active is None or not active.accepting or (active.mode is ProjectStatus.SIMULATING and not replayed):
+            with self.sessions() as session:
+                project_record(session, project_id)
+            raise errors.StateError(errors.PROJECT_NOT_STREAMING)
+        return active
+
+    def submit_many(self, project_id: int, bodies: Any) -> list[Future]:
+        """Validate each event on its own and hand the valid ones to the journal together (one commit per
+        journal batch); one future per event, in order, a refused event's already holding its error."""
+        if not isinstance(bodies, list):
+            raise errors.InvalidEventError("The events must be a JSON array of event objects")
+        if len(bodies) > MAX_EVENTS_PER_REQUEST:
+            raise errors.InvalidEventError(
+                f"{len(bodies):,} events in one request; at most {MAX_EVENTS_PER_REQUEST:,} are accepted "
+                "(limit MAX_EVENTS_PER_REQUEST)",
+                413,
+            )
+        self._accepting(project_id)
+        futures: list[Future] = []
+        for body in bodies:
+            try:
+                futures.append(self.submit(project_id, body))
+            except errors.StateError:
+                raise  # the project does not take events: the whole request is refused
+            except errors.PrCoreError as exc:
+                refused: Future = Future()
+                refused.set_exception(exc)
+                futures.append(refused)
+        return futures
 
     # -- reading -------------------------------------------------------------------------------------------------
     def prescribed_events(self, project_id: int, after_id: int | None = None, limit: int = 10_000) -> list[dict]:
