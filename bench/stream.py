@@ -7,7 +7,9 @@ creates a project (outcome A_APPROVED, treatment O_SENT_BACK, 26 resources for r
 1. paced load (``--rate`` events per second for ``--seconds``): POST latency and POST→SSE delivery latency;
 2. burst load (``--burst`` events over ``--clients`` concurrent keep-alive connections, each owning its cases
    and posting its next event as soon as the previous one is acknowledged): sustained acknowledged and delivered
-   events per second, and a check that nothing is lost, duplicated or reordered within a case.
+   events per second, and a check that nothing is lost, duplicated or reordered within a case;
+3. bulk load (``--bulk`` events posted to ``POST /project/{id}/stream/events`` in requests of ``--bulk-size``):
+   acknowledged and delivered events per second, and the ratio to the burst phase's delivery rate in the same run.
 
 The load comes from a minimal asyncio HTTP/1.1 client (``requests`` would cost the shared cores more than the
 server does); the SSE reader is ``sseclient-py`` over ``requests``.
@@ -211,6 +213,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the paced phase")
     parser.add_argument("--burst", type=int, default=6000, help="events in the burst phase")
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections in the burst phase")
+    parser.add_argument("--bulk", type=int, default=20000, help="events in the bulk phase")
+    parser.add_argument("--bulk-size", type=int, default=1000, help="events per bulk request")
     args = parser.parse_args()
     preset = next(p for name, p in PRESETS.items() if args.log.name.startswith(name))
 
@@ -310,6 +314,33 @@ def main() -> None:
                 f"  lost {lost}, duplicated {reader.duplicates}, cases reordered {reordered}; server CPU "
                 f"{burst_cpu:.2f} ms per event"
             )
+            burst_delivered = (len(ids) - lost) / delivered_seconds
+
+            # -- phase 3: bulk (POST /project/{id}/stream/events) ----------------------------------------------
+            bulk_rows = [{**row, case_column: f"bulk-{row[case_column]}"} for row in rows[: args.bulk]]
+            begin, cpu = time.perf_counter(), cpu_seconds(server.pid)
+            bulk_ids: list[int] = []
+            refused = 0
+            for start in range(0, len(bulk_rows), args.bulk_size):
+                answer = session.post(f"{url}/project/{project_id}/stream/events",
+                                      json=bulk_rows[start : start + args.bulk_size], timeout=300)  # fmt: skip
+                answer.raise_for_status()
+                results = answer.json()["results"]
+                bulk_ids += [r["event"]["id"] for r in results if "event" in r]
+                refused += sum("event" not in r for r in results)
+            ack_seconds = time.perf_counter() - begin
+            deadline = time.perf_counter() + 300
+            while len(set(bulk_ids) - set(reader.arrived)) and time.perf_counter() < deadline:
+                time.sleep(0.05)
+            lost = len(set(bulk_ids) - set(reader.arrived))
+            delivered_seconds = max(reader.arrived[i] for i in bulk_ids if i in reader.arrived) - begin
+            bulk_cpu = (cpu_seconds(server.pid) - cpu) / max(len(bulk_ids), 1) * 1000
+            bulk_delivered = (len(bulk_ids) - lost) / delivered_seconds
+            print(f"\nbulk phase: {len(bulk_ids):,} events in requests of {args.bulk_size:,} ({refused} refused)")
+            print(f"  acknowledged {len(bulk_ids) / ack_seconds:,.0f} events/s; delivered over SSE "
+                  f"{bulk_delivered:,.0f} events/s (target >= 20,000); {bulk_delivered / burst_delivered:.1f}x the "
+                  "burst phase's delivery rate in this run")  # fmt: skip
+            print(f"  lost {lost}, duplicated {reader.duplicates}; server CPU {bulk_cpu:.2f} ms per event")
             session.put(f"{url}/project/{project_id}/stream/stop")
             print(f"\nPOST latency medians by phase: paced {statistics.median(post_ms):.2f} ms")
         finally:

@@ -133,12 +133,16 @@ class PrCore:
         )
         self._recover()
 
-    def close(self) -> None:
-        """Stop background work and release the database (streaming projects are re-activated on restart)."""
+    def close(self, wait: bool = True) -> None:
+        """Stop background work and release the database (streaming projects are re-activated on restart).
+
+        ``wait=False`` does not wait for the background threads still running (pandas cannot be interrupted): a
+        server told to stop leaves them, and training they were doing resumes at the next start.
+        """
+        self.trainer.close()  # first: training that fails from now on was interrupted, not failed
         self.results.close()
         self.streaming.shutdown_all()
-        self.trainer.close()
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.executor.shutdown(wait=wait, cancel_futures=True)
         self.engine.dispose()
 
     def __enter__(self) -> PrCore:
@@ -214,11 +218,8 @@ class PrCore:
             except errors.PrCoreError as exc:
                 exc.detail = f"{exc.detail} (the test file {test_name})"
                 raise
-        directory = self.storage.new_event_log_dir()
-        suffix = _stored_suffix(name)
+        directory, raw, parquet = self._store_log_files(name, data, frame)
         try:
-            raw = self.storage.write_bytes(f"{directory}/raw{suffix}", data)
-            parquet = self.storage.write_frame(f"{directory}/log.parquet", frame)
             with self.sessions() as session:
                 record = EventLogRecord(
                     file_name=name,
@@ -237,6 +238,18 @@ class PrCore:
         if test is not None:
             self.results.hold_for_event_log(uploaded.id, test_data, Path(test_name).name, separator)
         return uploaded
+
+    def _store_log_files(self, name: str, data: bytes, frame: pd.DataFrame) -> tuple[str, str, str]:
+        """Write an upload's bytes and its parsed frame into a new directory (removed again if a write fails);
+        returns the directory, the raw file and the Parquet file (relative to the data directory)."""
+        directory = self.storage.new_event_log_dir()
+        try:
+            raw = self.storage.write_bytes(f"{directory}/raw{_stored_suffix(name)}", data)
+            parquet = self.storage.write_frame(f"{directory}/log.parquet", frame)
+        except BaseException:
+            self.storage.remove(directory)
+            raise
+        return directory, raw, parquet
 
     def reupload_event_log(
         self, event_log_id: int, source, filename: str | None = None, separator: str | None = None
@@ -263,29 +276,29 @@ class PrCore:
             raise errors.InvalidEventLogError(errors.EVENT_LOG_COLUMNS_MISMATCH)
         if not fast_mode and len(frame) > MAX_DETAILED_ROWS:
             raise errors.StateError(errors.FAST_MODE_ENFORCED)
-        directory = self.storage.new_event_log_dir()
-        suffix = _stored_suffix(name)
-        raw = self.storage.write_bytes(f"{directory}/raw{suffix}", data)
-        parquet = self.storage.write_frame(f"{directory}/log.parquet", frame)
-        with self.sessions() as session:
-            record = self._event_log_record(session, event_log_id)
-            project = session.scalar(select(ProjectRecord).where(ProjectRecord.event_log_id == event_log_id))
-            if ProjectStatus(project.status) not in {*LIVE, ProjectStatus.TRAINED, ProjectStatus.ERROR}:
-                self.storage.remove(directory)
-                raise errors.StateError(errors.PROJECT_NOT_READY)
-            self.streaming.close_stream(project.id, "the event log was uploaded again")
-            old_directory = str(Path(record.data_path).parent)
-            record.file_name, record.raw_path, record.data_path = name, raw, parquet
-            record.n_rows, record.preview = len(frame), _preview(frame)
-            record.columns_header = [str(c) for c in frame.columns]
-            self.cache.forget("defined_log", event_log_id)
-            self.cache.forget("process_map", event_log_id)
-            columns = columns_of(record)
-            analysis = self._analyse(record, columns)
-            self.trainer.start(session, project)
-            project.progress_message = "Event log uploaded again: pre-processing it"
-            session.commit()
-            project_id, run = project.id, project.training_run
+        directory, raw, parquet = self._store_log_files(name, data, frame)
+        try:
+            with self.sessions() as session:
+                record = self._event_log_record(session, event_log_id)
+                project = session.scalar(select(ProjectRecord).where(ProjectRecord.event_log_id == event_log_id))
+                if ProjectStatus(project.status) not in {*LIVE, ProjectStatus.TRAINED, ProjectStatus.ERROR}:
+                    raise errors.StateError(errors.PROJECT_NOT_READY)
+                self.streaming.close_stream(project.id, "the event log was uploaded again")
+                old_directory = str(Path(record.data_path).parent)
+                record.file_name, record.raw_path, record.data_path = name, raw, parquet
+                record.n_rows, record.preview = len(frame), _preview(frame)
+                record.columns_header = [str(c) for c in frame.columns]
+                self.cache.forget("defined_log", event_log_id)
+                self.cache.forget("process_map", event_log_id)
+                columns = columns_of(record)
+                analysis = self._analyse(record, columns)
+                self.trainer.start(session, project)
+                project.progress_message = "Event log uploaded again: pre-processing it"
+                session.commit()
+                project_id, run = project.id, project.training_run
+        except BaseException:
+            self.storage.remove(directory)
+            raise
         self.storage.remove(old_directory)
         self.trainer.submit(project_id, run)
         return {"message": "Event log updated", "event_log_id": event_log_id, **analysis}
