@@ -43,6 +43,15 @@ def test_a_value_over_the_event_limit_is_413_naming_it():
     )
 
 
+def test_an_event_of_many_long_values_is_413_naming_the_limit():
+    values = {f"note{n}": "x" * 9_000 for n in range(30)}  # each value is fine; 270,000 characters together are not
+    with pytest.raises(errors.InvalidEventError, match="limit MAX_EVENT_LENGTH") as caught:
+        validate_event(event(**values), COLUMNS)
+    assert caught.value.status_code == 413
+    with pytest.raises(errors.InvalidEventError, match="limit MAX_EVENT_KEYS"):
+        validate_event(event(**{f"k{n}": 1 for n in range(3_000)}), COLUMNS)
+
+
 @pytest.mark.parametrize("where", ["value", "name"])
 def test_text_utf8_cannot_encode_is_refused_before_it_reaches_the_journal(where):
     body = event(case="\ud800") if where == "value" else {**event(), "\udfff": "x"}

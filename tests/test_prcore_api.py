@@ -456,6 +456,7 @@ def test_token_info_docs_and_json_errors(prcore_server):
         ("PUT", "/project/1/stream/start/simulating?speed=1e-300", {}, 400, "speed must be a number from 0.01"),
         ("PUT", "/project/1/stream/start/simulating?max_events=" + "9" * 40, {}, 400, "Query parameter max_events"),
         ("POST", "/event_log", {"files": {"file": ("x." + "a" * 300 + ".csv", b"a,b\n1,2\n")}}, 200, None),
+        ("POST", "/event/1", {"json": {f"k{n}": "x" * 9_000 for n in range(1_100)}}, 413, "The event has 9,"),
     ],
 )
 def test_hostile_requests_get_a_4xx_naming_the_problem(prcore_server, trained, method, path, options, status, detail):

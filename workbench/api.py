@@ -60,6 +60,8 @@ PING_INTERVAL = 15.0
 #: Seconds the SSE endpoint waits for a project that is still activating (PrCore waited 15, reference 2.25; the
 #: first activation after a start, while the spare prescriber still imports, can take longer on a loaded machine).
 ACTIVATION_WAIT = 60.0
+#: Bytes of one posted event's JSON: beyond what the core's limits allow (200,000 characters of text, escaped).
+MAX_EVENT_BODY = 2_000_000
 #: Prescribed events an SSE reader's inbox holds; news beyond is dropped and read from the database when the
 #: reader has caught up (the events are stored), so a slow reader costs bounded memory.
 INBOX_EVENTS = 2_000
@@ -745,6 +747,12 @@ class EventHandler(ApiHandler):
     )
     async def post(self, project_id: str) -> None:
         project_id = self.path_id(project_id, "project_id")
+        if len(self.request.body) > MAX_EVENT_BODY:  # refused unparsed: no event within the core's limits is this long
+            raise errors.InvalidEventError(
+                f"The event has {len(self.request.body):,} bytes; at most {MAX_EVENT_BODY:,} are accepted "
+                "(limit MAX_EVENT_BODY)",
+                413,
+            )
         body = self.json_body()
         # validation is quick and runs here; the commit is awaited (group-committed by the journal thread)
         event = await asyncio.wrap_future(self.core.submit_event(project_id, body))

@@ -63,6 +63,10 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 #: Longest text value of a posted event (characters); a longer one is refused with 413 before any parsing.
 MAX_VALUE_LENGTH = 10_000
+#: Most characters of an event's names and text values together (an event of many long values is refused with 413).
+MAX_EVENT_LENGTH = 200_000
+#: Most attributes (keys) of one event.
+MAX_EVENT_KEYS = 2_000
 #: Longest value parsed as a time or a number: no timestamp or number is longer, and parsing is not linear in it.
 MAX_PARSED_LENGTH = 100
 #: Characters of a bad value quoted back in an error (the rest is elided).
@@ -118,9 +122,22 @@ def validate_event(body: dict, columns: ColumnsDefinition) -> tuple[dict, str, b
     for column in columns.case_attributes:
         if column not in body:
             raise errors.InvalidEventError(f"Missing case attribute {column}")
+    if len(body) > MAX_EVENT_KEYS:
+        raise errors.InvalidEventError(
+            f"The event has {len(body):,} attributes; at most {MAX_EVENT_KEYS:,} are accepted (limit MAX_EVENT_KEYS)",
+            status_code=413,
+        )
     attributes: dict[str, Any] = {}
+    length = 0
     for key, value in body.items():
         _check_text(str(key), value)
+        length += len(str(key)) + (len(value) if isinstance(value, str) else 0)
+        if length > MAX_EVENT_LENGTH:
+            raise errors.InvalidEventError(
+                f"The event's names and text values have more than {MAX_EVENT_LENGTH:,} characters together "
+                "(limit MAX_EVENT_LENGTH)",
+                status_code=413,
+            )
         if isinstance(value, dict | list):
             raise errors.InvalidEventError(f"Invalid value for {key}: nested objects and lists are not supported")
         attributes[str(key)] = _json_value(value)
