@@ -42,6 +42,22 @@ INVALID_CASE_ATTRIBUTES = "Invalid case attributes"
 INVALID_DEFINITION = "Invalid definition"
 
 
+#: Characters of a bad value quoted back in an error (the rest is elided).
+QUOTED_LENGTH = 100
+
+
+def quoted(value) -> str:
+    """``repr(value)``, cut to :data:`QUOTED_LENGTH` characters: an error names the value without echoing it whole.
+
+    >>> quoted("x" * 500)[-20:]
+    'xx… (502 characters)'
+    >>> quoted("2024")
+    "'2024'"
+    """
+    text = repr(value)
+    return text if len(text) <= QUOTED_LENGTH else f"{text[:QUOTED_LENGTH]}… ({len(text):,} characters)"
+
+
 class PrCoreError(Exception):
     """Base of every error a user can cause; ``detail`` is the message, ``status_code`` the HTTP status."""
 

@@ -12,6 +12,7 @@ are registered the same way. :func:`prcore_core.conformance.check_plugin` checks
 
 from __future__ import annotations
 
+import math
 import pickle
 import threading
 from collections.abc import Callable, Mapping
@@ -105,6 +106,17 @@ class Plugin(param.Parameterized):
                 f"Unknown parameter(s) {', '.join(unknown)} for plugin '{cls.key}'; "
                 f"known: {', '.join(sorted(known)) or 'none'}"
             )
+        for name, value in parameters.items():  # 10**400 or inf would fail (or mislead) only later, in training
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                try:
+                    finite = math.isfinite(float(value))
+                except OverflowError:
+                    finite = False
+                if not finite:
+                    raise errors.InvalidParameterError(
+                        f"Invalid parameter for plugin '{cls.key}': {name} must be a finite number, "
+                        f"got {errors.quoted(value)}"
+                    )
         try:
             return cls(**parameters)
         except (ValueError, TypeError) as exc:

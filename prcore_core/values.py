@@ -141,8 +141,11 @@ def _number(value) -> float:
 def _timestamp(value) -> pd.Timestamp | None:
     if isinstance(value, bool | int | float):
         return to_datetime_scalar(value)  # numbers as times are rare and have their own rules: ask pandas
+    text = str(value).strip()
+    if not any(character.isdigit() for character in text):  # "now", "today": pandas reads them as the clock's time
+        return None
     try:
-        stamp = pd.Timestamp(str(value).strip())
+        stamp = pd.Timestamp(text)
     except (ValueError, TypeError, OverflowError):
         return to_datetime_scalar(value)
     if stamp is pd.NaT:

@@ -58,3 +58,10 @@ def test_text_utf8_cannot_encode_is_refused_before_it_reaches_the_journal(where)
     with pytest.raises(errors.InvalidEventError, match="UTF-8 cannot encode") as caught:
         validate_event(body, COLUMNS)
     assert caught.value.status_code == 400
+
+
+@pytest.mark.parametrize("word", ["now", "today", "yesterday"])
+def test_a_relative_time_word_is_not_a_timestamp(word):
+    # pandas reads them as the clock's time when the event is posted, not the time the event happened
+    with pytest.raises(errors.InvalidEventError, match=f"Invalid datetime value for time: '{word}'"):
+        validate_event(event(time=word), COLUMNS)

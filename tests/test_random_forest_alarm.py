@@ -278,3 +278,9 @@ def test_unfitted_plugin_says_so(logs):
     batch = logs[1].prefixes()
     batch = PrefixBatch(batch.events, batch.ends[:3], batch.attributes)
     assert RandomForestAlarm().predict(batch) == [{"output": None, "detail": "The plugin is not trained"}] * 3
+
+
+@pytest.mark.parametrize("value", [10**400, float("inf"), float("nan")])
+def test_a_cost_ratio_that_is_not_a_finite_number_is_refused_before_training(value):
+    with pytest.raises(errors.InvalidParameterError, match="random-forest-alarm"):
+        RandomForestAlarm.from_parameters({"cost_ratio": value})

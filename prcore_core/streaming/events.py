@@ -13,6 +13,7 @@ from typing import Any
 
 from prcore_core import errors, values
 from prcore_core.columns import ColumnDefinition, ColumnsDefinition, Family, family
+from prcore_core.errors import quoted
 from prcore_core.prescriptions import prcore_prescriptions  # noqa: F401  (a wire shape, kept beside the others)
 from prcore_core.running_cases import COMPLETE_INDICATOR
 from prcore_core.status import ProjectStatus
@@ -69,20 +70,6 @@ MAX_EVENT_LENGTH = 200_000
 MAX_EVENT_KEYS = 2_000
 #: Longest value parsed as a time or a number: no timestamp or number is longer, and parsing is not linear in it.
 MAX_PARSED_LENGTH = 100
-#: Characters of a bad value quoted back in an error (the rest is elided).
-QUOTED_LENGTH = 100
-
-
-def quoted(value) -> str:
-    """``repr(value)``, cut to :data:`QUOTED_LENGTH` characters: an error names the value without echoing it whole.
-
-    >>> quoted("x" * 500)[-20:]
-    'xx… (502 characters)'
-    >>> quoted("2024")
-    "'2024'"
-    """
-    text = repr(value)
-    return text if len(text) <= QUOTED_LENGTH else f"{text[:QUOTED_LENGTH]}… ({len(text):,} characters)"
 
 
 def _check_text(key: str, value) -> None:
@@ -110,7 +97,7 @@ def validate_event(body: dict, columns: ColumnsDefinition) -> tuple[dict, str, b
     Raises ``InvalidEventError`` naming the problem: a missing defined column or case attribute, an unparsable
     timestamp, a non-numeric number, a non-boolean boolean, an empty case id or activity, text that cannot be
     stored (413 when too long). Work is linear in the event's size, and errors quote at most
-    :data:`QUOTED_LENGTH` characters of a value.
+    :data:`~prcore_core.errors.QUOTED_LENGTH` characters of a value.
     """
     complete_column = columns.column_of(ColumnDefinition.COMPLETE_INDICATOR) or COMPLETE_INDICATOR
     complete = parse_complete_indicator(body.get(complete_column))
