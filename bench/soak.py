@@ -74,17 +74,19 @@ class Life:
     """One run of the server process: its memory over time and how it ended."""
 
     pid: int
-    rss: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, bytes of all its processes)
+    #: (monotonic time, RSS bytes of all its processes, of the server process alone, number of processes)
+    rss: list[tuple[float, int, int, int]] = field(default_factory=list)
     ended_by: str = ""
     ended_at: float | None = None  # monotonic time of the signal
     stop_seconds: float | None = None  # from the signal until the server process exited
 
-    def figures(self) -> tuple[int, int, int]:
-        """RSS (bytes) at the start, the middle and the end of this life (0 without samples)."""
+    def figures(self, column: int = 1) -> tuple[int, int, int]:
+        """RSS (bytes) of all processes (``column`` 1; 2: the server process alone; 3: how many processes) at the
+        start, the middle and the end of this life (0 without samples)."""
         if not self.rss:
             return (0, 0, 0)
         middle = (self.rss[0][0] + self.rss[-1][0]) / 2
-        return self.rss[0][1], min(self.rss, key=lambda s: abs(s[0] - middle))[1], self.rss[-1][1]
+        return self.rss[0][column], min(self.rss, key=lambda s: abs(s[0] - middle))[column], self.rss[-1][column]
 
 
 class SoakServer:
@@ -135,12 +137,12 @@ class SoakServer:
         life's last processes, ending, are no longer under it)."""
         if self.process is None or self.process.poll() is not None:
             return
-        total = 0
+        sizes = []
         for process in self.processes():
             with contextlib.suppress(psutil.NoSuchProcess):
-                total += process.memory_info().rss
-        if total:
-            self.lives[-1].rss.append((time.monotonic(), total))
+                sizes.append(process.memory_info().rss)
+        if sizes:  # a new spare prescriber or the training workers starting show in the number of processes
+            self.lives[-1].rss.append((time.monotonic(), sum(sizes), sizes[0], len(sizes)))
 
     def prescriber(self) -> psutil.Process | None:
         """The streaming project's prescriber process: a child of the fork server at normal priority (training
@@ -353,7 +355,9 @@ class SoakResult:
         causes = Counter(self.cause(i) for i in self.stored_unacknowledged)
         latency = np.asarray(list(self.latency.values()) or [np.nan])
         lives = "; ".join(
-            f"life {n} RSS {'/'.join(str(v >> 20) for v in life.figures())} MiB"
+            f"life {n} RSS {'/'.join(str(v >> 20) for v in life.figures())} MiB in "
+            f"{'/'.join(str(v) for v in life.figures(3))} processes (server process "
+            f"{'/'.join(str(v >> 20) for v in life.figures(2))} MiB)"
             + (f", {life.ended_by} -> exit in {life.stop_seconds:.1f} s" if life.ended_by else "")
             for n, life in enumerate(self.lives, 1)
         )
