@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -17,6 +18,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,10 @@ _PROGRESS_INTERVAL = 0.25
 
 class StaleRun(Exception):
     """The project moved on (redefined, deleted); this job's results are no longer wanted."""
+
+
+class Interrupted(Exception):
+    """The trainer is closing (the server stops): the run is left as it is, and resumes at the next start."""
 
 
 def current_project(session: Session, project_id: int, run: int) -> ProjectRecord:
@@ -228,6 +234,8 @@ class Trainer:
         # concurrent transactions would each see the other still training and leave the project TRAINING forever.
         self._outcome_lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
+        #: Set by :meth:`close`: what fails from then on failed because the workers were stopped, not on its own.
+        self._closing = threading.Event()
         self.plugin_classes: Callable[[], dict[str, type[Plugin]]] = registry.available_plugins
 
     # -- entry points --------------------------------------------------------------------------------------------
@@ -254,6 +262,11 @@ class Trainer:
         except StaleRun:
             log.info("Project %s run %s superseded", project_id, run)
         except Exception as exc:  # report any failure on the project instead of dying silently
+            if self._closing.is_set():  # e.g. "cannot schedule new futures after shutdown": not the data's fault
+                log.info(
+                    "Pre-processing of project %s interrupted by the shutdown; it resumes at the next start", project_id
+                )
+                return
             log.exception("Pre-processing of project %s failed", project_id)
             detail = exc.detail if isinstance(exc, errors.PrCoreError) else f"{type(exc).__name__}: {exc}"
             self._fail_project(project_id, run, f"Failed to pre-process the data: {detail}")
@@ -387,7 +400,7 @@ class Trainer:
                     *stored,
                     relative,
                 )
-                metrics = self._processes().submit(run_training_job, job).result()
+                metrics = self._in_process(job)
             else:
                 prepared = self.cache.peek(("prepared", project_id), run)
 
@@ -416,6 +429,9 @@ class Trainer:
         except StaleRun:
             return
         except Exception as exc:
+            if self._closing.is_set():  # BrokenProcessPool, CancelledError, Interrupted: the workers were stopped
+                log.info("Training of %s (project %s) interrupted by the shutdown", plugin_class.key, project_id)
+                return  # the plugin keeps its status, the project stays TRAINING: PrCore._recover resumes it
             log.error("Plugin %s of project %s failed:\n%s", plugin_class.key, project_id, traceback.format_exc())
             detail = exc.detail if isinstance(exc, errors.PrCoreError) else f"{type(exc).__name__}: {exc}"
             with self._outcome_lock, self.sessions() as session:
@@ -440,6 +456,8 @@ class Trainer:
         latency spikes. Workers come from a fork server (a clean process, not a fork of this threaded one).
         """
         with self._lock:
+            if self._closing.is_set():
+                raise Interrupted  # no new workers while the server stops
             if self._pool is None:
                 import os
 
@@ -450,6 +468,23 @@ class Trainer:
                     initargs=(os.getpid(),),
                 )
             return self._pool
+
+    def _in_process(self, job: TrainingJob) -> dict:
+        """Train in a worker process. A worker that dies (killed for its memory, say) breaks the whole pool, and
+        every job in it fails with ``BrokenProcessPool``: the pool is replaced and the job tried once more, so a
+        plugin that merely shared the pool does not fail, and no later training meets the broken pool."""
+        pool = self._processes()
+        try:
+            return pool.submit(run_training_job, job).result()
+        except BrokenProcessPool:
+            if self._closing.is_set():
+                raise
+            log.warning("A training process ended abruptly; training %s again in new processes", job.plugin_name)
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+        return self._processes().submit(run_training_job, job).result()
 
     def warm_up(self) -> None:
         """Start the training processes now and import the plugins' dependencies in them (a few seconds the first
@@ -462,14 +497,19 @@ class Trainer:
             pool.submit(warm_worker, keys)
 
     def close(self) -> None:
-        """Stop the training processes; interrupted runs resume at the next start (see ``PrCore._recover``)."""
+        """Stop the training processes at once (terminated, not waited for); the runs they leave are interrupted,
+        not failed: their plugins keep their status, and the run resumes at the next start (``PrCore._recover``)."""
+        self._closing.set()  # first: the jobs about to fail must see that it is the shutdown that fails them
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            workers = list(getattr(pool, "_processes", {}).values())  # no public way to stop running jobs
-            pool.shutdown(wait=False, cancel_futures=True)
+            workers = list((getattr(pool, "_processes", None) or {}).values())  # no public way to stop running jobs
             for worker in workers:
                 worker.terminate()
+            # in a thread of its own: shutdown takes the pool's lock, which a worker being started holds until the
+            # fork server answers (seconds while it imports the plugins at start-up)
+            stop = functools.partial(pool.shutdown, wait=False, cancel_futures=True)
+            threading.Thread(target=stop, name="prcore-training-stop", daemon=True).start()
 
     @staticmethod
     def _update_project_progress(project: ProjectRecord) -> None:

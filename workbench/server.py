@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import hmac
@@ -11,6 +12,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from prcore_core import PrCore
@@ -25,6 +27,9 @@ log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 1024 * 1024 * 1024
 #: Largest WebSocket message: the dashboard's chunked uploads send chunks of a few MB.
 MAX_WEBSOCKET_MESSAGE = 64 * 1024 * 1024
+#: Seconds after SIGTERM/SIGINT at which the process ends, whatever it is doing (an event loop too busy to stop,
+#: a close that waits on a worker process being started, say).
+STOP_DEADLINE = 4.5
 
 
 class DemoProject:
@@ -125,6 +130,20 @@ def warm_up(core: PrCore, demo: DemoProject | None = None, projects: int = 3) ->
             log.debug("Warming project %s skipped", project.id, exc_info=True)
 
 
+def _exit_now(note: str = "") -> None:
+    """End the process without waiting for its threads, which the interpreter would join at exit: a pool thread
+    parsing an upload or preparing a log in pandas cannot be interrupted, nor can one waiting on a worker process.
+
+    Nothing is lost: an upload is stored only once parsed, commits are atomic, files of an unfinished upload are
+    removed at the next start, training resumes there, and the worker processes end with the server
+    (:mod:`prcore_core.workers`).
+    """
+    with contextlib.suppress(Exception):
+        print(f"Stopped{note}.", flush=True)
+        sys.stderr.flush()
+    os._exit(0)
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -195,9 +214,22 @@ def serve(
     )
     api.install(server._tornado, core, token, pool, sse_format=sse_format)  # Bokeh has no public accessor
     loop = server.io_loop
+    stopping: list[float] = []  # when the first signal came
+    stop_requested = threading.Event()
 
     def shutdown(*_):
+        if stopping:  # a second signal: the user does not want to wait
+            _exit_now(" (second signal)")
+        stopping.append(time.monotonic())
+        stop_requested.set()
         loop.add_callback_from_signal(_stop)
+
+    def deadline_watch():
+        """End the process STOP_DEADLINE s after the first signal (a thread started before any signal comes:
+        starting one in a signal handler could deadlock)."""
+        stop_requested.wait()
+        time.sleep(max(0.0, stopping[0] + STOP_DEADLINE - time.monotonic()))
+        _exit_now(f" (after {STOP_DEADLINE:g} s, without waiting for the rest)")
 
     def _stop():
         print("Shutting down ...", flush=True)
@@ -215,6 +247,7 @@ def serve(
     if auth == "token":
         print("  dashboard login: any user name, the API token as password", flush=True)
     threading.Thread(target=warm_up, args=(core, demo_project), name="prcore-warm-up", daemon=True).start()
+    threading.Thread(target=deadline_watch, name="prcore-stop-deadline", daemon=True).start()
     if demo_project is not None:
         print(f"  demo:       project '{DEMO_PROJECT}' (trained in the background on first start)", flush=True)
     server.start()
@@ -222,6 +255,10 @@ def serve(
         loop.start()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-        core.close()
+        # told to stop: training processes are terminated (their runs resume at the next start), and the threads
+        # still at work are not waited for
+        core.close(wait=not stopping)
+        if stopping:
+            _exit_now()
         print("Stopped.", flush=True)
         sys.stdout.flush()
