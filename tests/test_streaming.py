@@ -287,21 +287,28 @@ def _outputs(event: dict) -> dict:
     return {p["plugin"]["key"]: p["output"] for p in event["prescriptions"]}
 
 
+def _prescribing_in_a_process(core, demo):
+    """A streaming project whose prescriber runs in a process of its own, after its first event was prescribed:
+    the project, the broker's news, the events of the case and the first one's prescribed form, the process."""
+    project = _train(core, demo)
+    core.start_streaming(project.id)
+    core.get_project(project.id).wait_until("STREAMING", 60)
+    received = _collect(core, project.id)
+    events = _events_of(demo, 4)
+    core.post_event(project.id, events[0])
+    [first] = _wait_events(received, 1)
+    assert first["prescriptions"] and all(_answered(p) for p in first["prescriptions"])
+    process = core.streaming._active[project.id].prescriber.process
+    assert process.pid != os.getpid()
+    return project, received, events, first, process
+
+
 def test_a_killed_prescriber_process_is_replaced_and_its_burst_is_delivered_with_the_reason(
     tmp_path, demo, database_url
 ):
     settings = Settings(data_dir=tmp_path, database_url=database_url, prescribing_processes=True)
     with PrCore(settings=settings) as core:
-        project = _train(core, demo)
-        core.start_streaming(project.id)
-        core.get_project(project.id).wait_until("STREAMING", 60)
-        received = _collect(core, project.id)
-        events = _events_of(demo, 4)
-        core.post_event(project.id, events[0])
-        [first] = _wait_events(received, 1)
-        assert first["prescriptions"] and all(_answered(p) for p in first["prescriptions"])
-        process = core.streaming._active[project.id].prescriber.process
-        assert process.pid != os.getpid()
+        project, received, events, first, process = _prescribing_in_a_process(core, demo)
         process.kill()
         process.join(10)
         core.post_event(project.id, events[1])
@@ -333,14 +340,7 @@ def test_a_stopped_prescriber_process_is_ended_after_the_timeout_and_its_burst_i
 
     settings = Settings(data_dir=tmp_path, prescribing_processes=True, prescriber_timeout=2)
     with PrCore(settings=settings) as core:
-        project = _train(core, demo)
-        core.start_streaming(project.id)
-        core.get_project(project.id).wait_until("STREAMING", 60)
-        received = _collect(core, project.id)
-        events = _events_of(demo, 4)
-        core.post_event(project.id, events[0])
-        _wait_events(received, 1)
-        process = core.streaming._active[project.id].prescriber.process
+        project, received, events, _, process = _prescribing_in_a_process(core, demo)
         os.kill(process.pid, signal.SIGSTOP)
         started = time.monotonic()
         core.post_event(project.id, events[1])

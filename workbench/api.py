@@ -198,12 +198,7 @@ class ApiHandler(JsonErrors, RequestHandler):
     def json_body(self) -> Any:
         if not self.request.body:
             raise errors.InvalidEventError("The request body is empty; send a JSON object")
-        try:
-            return json.loads(self.request.body)
-        except RecursionError:
-            raise errors.InvalidEventError("The request body is not valid JSON: it is nested too deeply") from None
-        except (UnicodeDecodeError, ValueError) as exc:  # ValueError: also integers of more than 4,300 digits
-            raise errors.InvalidEventError(f"The request body is not valid JSON: {str(exc)[:200]}") from None
+        return _parsed_json(self.request.body)
 
     def checked_body(self, method: Callable) -> dict:
         """The JSON body, validated against the schema ``method`` declares (422 listing every problem)."""
@@ -778,18 +773,23 @@ BULK_RESULT = {
 BULK_ANSWER = message_with(accepted=INTEGER, refused=INTEGER, results={"type": "array", "items": BULK_RESULT})
 
 
+def _parsed_json(body: bytes) -> Any:
+    """A request body's JSON, or a 400 saying why it is not JSON."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise errors.InvalidEventError("The request body is not valid JSON: it is nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: also integers of more than 4,300 digits
+        raise errors.InvalidEventError(f"The request body is not valid JSON: {str(exc)[:200]}") from None
+
+
 def _bulk_events(body: bytes, content_type: str) -> list[Any]:
     """The events of a bulk post: a JSON array, or NDJSON (one event per line; a line that is not JSON becomes
     that event's refusal, not the request's)."""
     if not body.strip():
         raise errors.InvalidEventError("The request body is empty; send a JSON array of events")
     if "ndjson" not in content_type:
-        try:
-            return json.loads(body)
-        except RecursionError:
-            raise errors.InvalidEventError("The request body is not valid JSON: it is nested too deeply") from None
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise errors.InvalidEventError(f"The request body is not valid JSON: {str(exc)[:200]}") from None
+        return _parsed_json(body)
     events: list[Any] = []
     for number, line in enumerate(body.splitlines(), 1):
         if not line.strip():

@@ -214,13 +214,11 @@ def serve(
     )
     api.install(server._tornado, core, token, pool, sse_format=sse_format)  # Bokeh has no public accessor
     loop = server.io_loop
-    stopping: list[float] = []  # when the first signal came
     stop_requested = threading.Event()
 
     def shutdown(*_):
-        if stopping:  # a second signal: the user does not want to wait
+        if stop_requested.is_set():  # a second signal: the user does not want to wait
             _exit_now(" (second signal)")
-        stopping.append(time.monotonic())
         stop_requested.set()
         loop.add_callback_from_signal(_stop)
 
@@ -228,7 +226,7 @@ def serve(
         """End the process STOP_DEADLINE s after the first signal (a thread started before any signal comes:
         starting one in a signal handler could deadlock)."""
         stop_requested.wait()
-        time.sleep(max(0.0, stopping[0] + STOP_DEADLINE - time.monotonic()))
+        time.sleep(STOP_DEADLINE)
         _exit_now(f" (after {STOP_DEADLINE:g} s, without waiting for the rest)")
 
     def _stop():
@@ -257,8 +255,9 @@ def serve(
         pool.shutdown(wait=False, cancel_futures=True)
         # told to stop: training processes are terminated (their runs resume at the next start), and the threads
         # still at work are not waited for
-        core.close(wait=not stopping)
-        if stopping:
+        told = stop_requested.is_set()
+        core.close(wait=not told)
+        if told:
             _exit_now()
         print("Stopped.", flush=True)
         sys.stdout.flush()
